@@ -1,0 +1,1 @@
+"""I/O clients for the Generia platform and image/text providers, free of Dagster wiring."""
