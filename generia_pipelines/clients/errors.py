@@ -57,7 +57,7 @@ class PermissionDenied(RpcError):
 
 
 class Unavailable(RpcError):
-    """A transient failure outlived its retries (UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED)."""
+    """A transient status (UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED) outlived retries."""
 
     retryable = True
 
@@ -74,7 +74,11 @@ class UploadError(GeneriaError):
 
 
 RETRYABLE_CODES = frozenset(
-    {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.RESOURCE_EXHAUSTED}
+    {
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+    }
 )
 
 _BY_CODE: dict[grpc.StatusCode, type[RpcError]] = {

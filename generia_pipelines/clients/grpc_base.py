@@ -1,0 +1,194 @@
+"""Shared machinery of the async gRPC clients: channel, deadlines, retries, error mapping.
+
+Only transient statuses are retried (UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED);
+a create call retried after a lost response is safe because it carries the caller's
+``idempotency-key``, which the platform uses to return the first result.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+import grpc
+from google.protobuf.message import Message
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from generia_pipelines.clients.errors import RETRYABLE_CODES, ConfigError, rpc_error_class
+
+log = logging.getLogger(__name__)
+
+IDEMPOTENCY_HEADER = "idempotency-key"
+_ADDRESS = re.compile(r"^(?P<host>\[[0-9a-fA-F:]+\]|[A-Za-z0-9_.-]+):(?P<port>\d{1,5})$")
+
+R = TypeVar("R", bound=Message)
+
+
+@dataclass(frozen=True)
+class ChannelSettings:
+    """How to reach one service; validated before any channel is opened."""
+
+    address: str
+    tls: bool = False
+    ca_file: str | None = None
+    token: str | None = field(default=None, repr=False)
+    deadline_s: float = 10.0
+    max_attempts: int = 5
+    backoff_initial_s: float = 0.1
+    backoff_max_s: float = 3.0
+    address_variable: str = "address"
+
+    def validate(self) -> None:
+        """Fail early, naming the variable, instead of at the first call deep inside a run."""
+        var = self.address_variable
+        if not self.address:
+            raise ConfigError(f"{var} is not set: give the service's gRPC address as host:port")
+        match = _ADDRESS.match(self.address)
+        if not match or not 0 < int(match.group("port")) < 65536:
+            raise ConfigError(
+                f"{var}={self.address!r} is not a valid gRPC address (want host:port)"
+            )
+        if self.ca_file is not None:
+            path = Path(self.ca_file)
+            if not path.is_file():
+                raise ConfigError(f"GENERIA_GRPC_CA_FILE={self.ca_file!r}: no such file")
+            try:
+                text = path.read_text()
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ConfigError(
+                    f"GENERIA_GRPC_CA_FILE={self.ca_file!r}: unreadable ({exc})"
+                ) from exc
+            if "-----BEGIN CERTIFICATE-----" not in text:
+                raise ConfigError(f"GENERIA_GRPC_CA_FILE={self.ca_file!r}: not a PEM certificate")
+        if self.deadline_s <= 0:
+            raise ConfigError(f"the per-call deadline must be positive, got {self.deadline_s}")
+        if self.max_attempts < 1:
+            raise ConfigError(f"max_attempts must be at least 1, got {self.max_attempts}")
+
+    def open_channel(self) -> grpc.aio.Channel:
+        """An asyncio channel bound to the running event loop."""
+        if self.tls or self.ca_file:
+            roots = Path(self.ca_file).read_bytes() if self.ca_file else None
+            return grpc.aio.secure_channel(
+                self.address, grpc.ssl_channel_credentials(root_certificates=roots)
+            )
+        return grpc.aio.insecure_channel(self.address)
+
+
+def _is_transient(exc: BaseException) -> bool:
+    return isinstance(exc, grpc.aio.AioRpcError) and exc.code() in RETRYABLE_CODES
+
+
+class GrpcClient:
+    """Base of the service clients: one channel, typed calls with deadline and retries."""
+
+    service = "generia"
+
+    def __init__(self, settings: ChannelSettings) -> None:
+        settings.validate()
+        self.settings = settings
+        self._channel: grpc.aio.Channel | None = None
+
+    def _bind(self, channel: grpc.aio.Channel) -> None:
+        """Create the generated stub on the channel; each service overrides this."""
+
+    async def open(self) -> Self:
+        if self._channel is None:
+            self._channel = self.settings.open_channel()
+            self._bind(self._channel)
+        return self
+
+    async def close(self) -> None:
+        if self._channel is not None:
+            await self._channel.close(grace=None)
+            self._channel = None
+
+    async def __aenter__(self) -> Self:
+        return await self.open()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def _metadata(self, idempotency_key: str | None) -> tuple[tuple[str, str], ...]:
+        entries: list[tuple[str, str]] = []
+        if self.settings.token:
+            entries.append(("authorization", f"Bearer {self.settings.token}"))
+        if idempotency_key is not None:
+            if not idempotency_key:
+                raise ValueError("idempotency_key must not be empty")
+            entries.append((IDEMPOTENCY_HEADER, idempotency_key))
+        return tuple(entries)
+
+    async def _call(
+        self,
+        method: str,
+        rpc: Callable[..., Awaitable[R]],
+        request: Message,
+        *,
+        world_id: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> R:
+        """Invoke one unary RPC with deadline and retries; map failures to typed errors."""
+        if self._channel is None:
+            raise RuntimeError(f"{self.service} client used before open()")
+        metadata = self._metadata(idempotency_key)
+        settings = self.settings
+
+        def _log_retry(state: RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            code = exc.code().name if isinstance(exc, grpc.aio.AioRpcError) else "?"
+            log.warning(
+                "%s.%s%s: %s, retrying (attempt %d of %d)",
+                self.service,
+                method,
+                f" for world {world_id!r}" if world_id else "",
+                code,
+                state.attempt_number,
+                settings.max_attempts,
+            )
+
+        attempts = 0
+        try:
+            async for attempt in AsyncRetrying(
+                stop=stop_after_attempt(settings.max_attempts),
+                wait=wait_exponential_jitter(
+                    initial=settings.backoff_initial_s, max=settings.backoff_max_s
+                ),
+                retry=retry_if_exception(_is_transient),
+                before_sleep=_log_retry,
+                reraise=True,
+            ):
+                with attempt:
+                    attempts = attempt.retry_state.attempt_number
+                    return await rpc(request, timeout=settings.deadline_s, metadata=metadata)
+        except grpc.aio.AioRpcError as exc:
+            cls = rpc_error_class(exc.code())
+            raise cls(
+                self.service,
+                method,
+                exc.code(),
+                exc.details() or "",
+                world_id=world_id,
+                attempts=attempts,
+            ) from None
+        raise AssertionError("unreachable: tenacity either returns or raises")
+
+    async def _health(self, rpc: Callable[..., Awaitable[Any]], request: Message) -> str:
+        response = await self._call("HealthCheck", rpc, request)
+        return str(response.status)

@@ -1,0 +1,1 @@
+"""Dagster resources: configuration and lifecycle around the Dagster-free clients."""

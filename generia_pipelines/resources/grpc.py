@@ -1,0 +1,222 @@
+"""Dagster resources for the Generia gRPC services.
+
+Each resource opens one channel on the run's event loop (Dagster runs one loop per run and
+enters an async ``yield_for_execution`` on it) and closes it when the run ends. Settings come
+from the environment through ``EnvVar`` so the token is never shown in the UI or the logs.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, ClassVar, Self
+
+import httpx
+from dagster import ConfigurableResource, EnvVar, InitResourceContext
+from pydantic import Field, PrivateAttr
+
+from generia_pipelines.clients.errors import ConfigError
+from generia_pipelines.clients.grpc_base import ChannelSettings, GrpcClient
+from generia_pipelines.clients.platform import (
+    CharacterClient,
+    MediaClient,
+    PostClient,
+    WorldClient,
+)
+from generia_pipelines.clients.upload import PresignedUploader
+
+#: The local Generia stack's fixed ports (``generia-pipelines stack``).
+LOCAL_ADDRESSES = {
+    "GENERIA_CHARACTER_ADDR": "127.0.0.1:50051",
+    "GENERIA_MEDIA_ADDR": "127.0.0.1:50052",
+    "GENERIA_POST_ADDR": "127.0.0.1:50053",
+    "GENERIA_WORLD_ADDR": "127.0.0.1:50054",
+}
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"", "0", "false", "no", "off"}
+
+
+def env_flag(name: str, default: bool = False) -> bool:
+    """Read a boolean variable strictly, so a typo is an error rather than a silent 'off'."""
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ConfigError(f"{name}={raw!r} is not a boolean (use true or false)")
+
+
+class GrpcServiceResource(ConfigurableResource):
+    """Common settings of a Generia gRPC service; subclasses name the service and variable."""
+
+    address: str = Field(description="gRPC host:port of the service")
+    tls: bool = Field(default=False, description="Use TLS (GENERIA_GRPC_TLS)")
+    ca_file: str | None = Field(default=None, description="PEM roots (GENERIA_GRPC_CA_FILE)")
+    token: str | None = Field(default=None, description="Bearer token (GENERIA_GRPC_TOKEN)")
+    deadline_s: float = Field(default=10.0, description="Per-call deadline in seconds")
+    max_attempts: int = Field(default=5, description="Attempts for transient statuses")
+
+    address_variable: ClassVar[str] = ""
+    client_class: ClassVar[type[GrpcClient]] = GrpcClient
+    _client: Any = PrivateAttr(default=None)
+
+    def channel_settings(self) -> ChannelSettings:
+        return ChannelSettings(
+            address=self.address,
+            tls=self.tls,
+            ca_file=self.ca_file or None,
+            token=self.token or None,
+            deadline_s=self.deadline_s,
+            max_attempts=self.max_attempts,
+            address_variable=self.address_variable,
+        )
+
+    @asynccontextmanager
+    async def yield_for_execution(  # type: ignore[override]
+        self, context: InitResourceContext
+    ) -> AsyncIterator[Self]:
+        """Validate the settings and hold one open channel for the whole run."""
+        client = self.client_class(self.channel_settings())
+        async with client:
+            self._client = client
+            try:
+                yield self
+            finally:
+                self._client = None
+
+    def _require_client(self) -> Any:
+        if self._client is None:
+            raise RuntimeError(
+                f"{type(self).__name__} is only usable inside a Dagster run (its channel "
+                "opens on the run's event loop)"
+            )
+        return self._client
+
+    @classmethod
+    def from_env(cls) -> Self:
+        """Build from the GENERIA_* variables, defaulting to the local stack."""
+        return cls(
+            address=_env_str(cls.address_variable, LOCAL_ADDRESSES[cls.address_variable]),
+            tls=env_flag("GENERIA_GRPC_TLS"),
+            ca_file=_env_str("GENERIA_GRPC_CA_FILE", None),
+            token=_env_str("GENERIA_GRPC_TOKEN", None),
+        )
+
+
+def _env_str(name: str, default: str | None) -> Any:
+    """An EnvVar when the variable is set (Dagster resolves it at run time), else the default."""
+    return EnvVar(name) if os.environ.get(name) else default
+
+
+class CharacterResource(GrpcServiceResource):
+    """CharacterService: create AI characters and attach their avatars."""
+
+    address_variable: ClassVar[str] = "GENERIA_CHARACTER_ADDR"
+    client_class: ClassVar[type[GrpcClient]] = CharacterClient
+
+    @property
+    def client(self) -> CharacterClient:
+        """The run's client (its channel lives as long as the run)."""
+        client: CharacterClient = self._require_client()
+        return client
+
+
+class MediaResource(GrpcServiceResource):
+    """MediaService: presigned uploads and their confirmation, plus the HTTP PUT itself."""
+
+    address_variable: ClassVar[str] = "GENERIA_MEDIA_ADDR"
+    client_class: ClassVar[type[GrpcClient]] = MediaClient
+
+    @property
+    def client(self) -> MediaClient:
+        """The run's client (its channel lives as long as the run)."""
+        client: MediaClient = self._require_client()
+        return client
+
+    upload_timeout_s: float = Field(default=60.0, description="Timeout of one presigned PUT")
+    upload_attempts: int = Field(default=4, description="PUT attempts on 5xx/connection errors")
+    max_presigns: int = Field(default=3, description="Presigned URLs tried when one expires")
+    max_connections: int = Field(default=100, description="Concurrent upload connections")
+    _uploader: Any = PrivateAttr(default=None)
+
+    @asynccontextmanager
+    async def yield_for_execution(  # type: ignore[override]
+        self, context: InitResourceContext
+    ) -> AsyncIterator[Self]:
+        limits = httpx.Limits(max_connections=self.max_connections)
+        async with (
+            super().yield_for_execution(context) as resource,
+            httpx.AsyncClient(timeout=self.upload_timeout_s, limits=limits) as http,
+        ):
+            self._uploader = PresignedUploader(
+                resource.client,
+                http,
+                put_attempts=self.upload_attempts,
+                max_presigns=self.max_presigns,
+            )
+            try:
+                yield resource
+            finally:
+                self._uploader = None
+
+    @property
+    def uploader(self) -> PresignedUploader:
+        if self._uploader is None:
+            raise RuntimeError("MediaResource.uploader is only usable inside a Dagster run")
+        return self._uploader  # type: ignore[no-any-return]
+
+
+class PostResource(GrpcServiceResource):
+    """PostService: publish posts on behalf of AI characters."""
+
+    address_variable: ClassVar[str] = "GENERIA_POST_ADDR"
+    client_class: ClassVar[type[GrpcClient]] = PostClient
+
+    @property
+    def client(self) -> PostClient:
+        """The run's client (its channel lives as long as the run)."""
+        client: PostClient = self._require_client()
+        return client
+
+
+class WorldResource(GrpcServiceResource):
+    """WorldService: the worlds catalog; optional, as the catalog may be a YAML file."""
+
+    address_variable: ClassVar[str] = "GENERIA_WORLD_ADDR"
+    client_class: ClassVar[type[GrpcClient]] = WorldClient
+
+    @property
+    def client(self) -> WorldClient:
+        """The run's client (its channel lives as long as the run)."""
+        client: WorldClient = self._require_client()
+        return client
+
+    address: str = Field(default="", description="gRPC host:port; empty = no World service")
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.address)
+
+    @asynccontextmanager
+    async def yield_for_execution(  # type: ignore[override]
+        self, context: InitResourceContext
+    ) -> AsyncIterator[Self]:
+        if not self.address:
+            yield self  # no World service: callers check ``configured``
+            return
+        async with super().yield_for_execution(context) as resource:
+            yield resource
+
+    @classmethod
+    def from_env(cls) -> Self:
+        """Unset GENERIA_WORLD_ADDR means the catalog is the worlds file, not the service."""
+        return cls(
+            address=_env_str(cls.address_variable, ""),
+            tls=env_flag("GENERIA_GRPC_TLS"),
+            ca_file=_env_str("GENERIA_GRPC_CA_FILE", None),
+            token=_env_str("GENERIA_GRPC_TOKEN", None),
+        )
