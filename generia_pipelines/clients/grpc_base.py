@@ -168,7 +168,9 @@ class GrpcClient:
             async for attempt in AsyncRetrying(
                 stop=stop_after_attempt(settings.max_attempts),
                 wait=wait_exponential_jitter(
-                    initial=settings.backoff_initial_s, max=settings.backoff_max_s
+                    multiplier=settings.backoff_initial_s,
+                    jitter=settings.backoff_initial_s,
+                    max=settings.backoff_max_s,
                 ),
                 retry=retry_if_exception(_is_transient),
                 before_sleep=_log_retry,

@@ -29,8 +29,11 @@ from generia_pipelines.clients.records import MediaType, PresignedUpload
 log = logging.getLogger(__name__)
 
 
-class UploadExpired(UploadError):
-    """The presigned URL can no longer be used; a new one must be presigned."""
+class UploadRefused(UploadError):
+    """The store refused the URL (403: expired, or its signature no longer matches).
+
+    Retrying the same URL cannot help; presigning a new one can.
+    """
 
 
 class _Transient(UploadError):
@@ -73,7 +76,7 @@ class PresignedUploader:
     async def put(
         self, presigned: PresignedUpload, data: bytes, content_type: str, declared_size: int
     ) -> None:
-        """PUT the bytes once the URL is known good; raises UploadExpired or UploadError."""
+        """PUT the bytes once the URL is known good; raises UploadRefused or UploadError."""
         if declared_size != len(data):
             raise UploadError(
                 presigned.media_id,
@@ -81,11 +84,15 @@ class PresignedUploader:
                 f"declared size {declared_size} differs from the {len(data)} bytes to upload",
             )
         if self.clock() >= presigned.expires_at - self.expiry_margin_s:
-            raise UploadExpired(presigned.media_id, None, "presigned URL expired before the PUT")
+            raise UploadRefused(presigned.media_id, None, "presigned URL expired before the PUT")
 
         async for attempt in AsyncRetrying(
             stop=stop_after_attempt(self.put_attempts),
-            wait=wait_exponential_jitter(initial=self.backoff_initial_s, max=self.backoff_max_s),
+            wait=wait_exponential_jitter(
+                multiplier=self.backoff_initial_s,
+                jitter=self.backoff_initial_s,
+                max=self.backoff_max_s,
+            ),
             retry=retry_if_exception(lambda exc: isinstance(exc, _Transient)),
             reraise=True,
         ):
@@ -103,7 +110,7 @@ class PresignedUploader:
             return
         summary = _summarize(response)
         if response.status_code == 403:
-            raise UploadExpired(presigned.media_id, 403, summary)
+            raise UploadRefused(presigned.media_id, 403, summary)
         if response.status_code >= 500:
             log.warning(
                 "upload of media %s: HTTP %d, retrying", presigned.media_id, response.status_code
@@ -137,7 +144,7 @@ class PresignedUploader:
             )
             try:
                 await self.put(presigned, data, content_type, len(data))
-            except UploadExpired as exc:
+            except UploadRefused as exc:
                 abandoned.append(presigned.media_id)
                 if presign_no == self.max_presigns:
                     raise UploadError(
