@@ -43,10 +43,14 @@ def generate(out_dir: Path) -> list[Path]:
         raise SystemExit("protoc failed")
     written = []
     for path in sorted(out_dir.glob("*_pb2*.py*")):
-        text = _IMPORT.sub(lambda m: f"from . import {m.group(1)}{m.group(2) or ''}", path.read_text())
+        text = _IMPORT.sub(
+            lambda m: f"from . import {m.group(1)}{m.group(2) or ''}", path.read_text()
+        )
         path.write_text(text)
         written.append(path)
-    (out_dir / "__init__.py").write_text('"""Generated gRPC stubs; regenerate with scripts/gen_protos.py."""\n')
+    (out_dir / "__init__.py").write_text(
+        '"""Generated gRPC stubs; regenerate with scripts/gen_protos.py."""\n'
+    )
     written.append(out_dir / "__init__.py")
     return written
 

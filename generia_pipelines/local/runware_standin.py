@@ -1,0 +1,793 @@
+"""Offline stand-in for the Runware WebSocket API, good enough for the real ``runware`` SDK.
+
+Speaks the protocol the SDK (0.5.x) uses: JSON arrays of tasks in, ``{"data": [...]}`` or
+``{"errors": [...]}`` out, each answer matched by ``taskUUID``. Supports authentication
+(a wrong key gets the API's ``invalidApiKey`` error), ping/pong, ``imageInference``
+(outputType URL / base64Data / dataURI, outputFormat PNG / JPG / WEBP, numberResults, seed,
+includeCost, NSFW flag) and ``promptEnhance``. Images are drawn with Pillow from the prompt
+and the seed: the same pair always gives the same bytes, different prompts look different.
+URL outputs are served over plain HTTP GET on the same port as the WebSocket.
+
+Faults are settable at run time from any thread (:class:`Faults`): latency, transient errors
+(by rate or for the next N calls), dropping the connection mid-call, an auth that never
+answers, NSFW flags and garbage bytes for the next N images.
+
+``await start()`` runs it on the current loop; :class:`ThreadedRunwareStandin` runs it on
+its own thread for synchronous code (Dagster's ``materialize``, benchmarks).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import hashlib
+import io
+import json
+import logging
+import random
+import re
+import threading
+import uuid
+from collections import Counter, OrderedDict
+from dataclasses import dataclass, field, fields
+from http import HTTPStatus
+from types import TracebackType
+from typing import Any, Final, Self, TypeGuard
+
+from PIL import Image, ImageDraw
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+log = logging.getLogger(__name__)
+_API_KEY_FIELD = re.compile(r"""(['"]apiKey['"]\s*:\s*['"])[^'"]*""")
+
+
+class _RedactApiKeys(logging.Filter):
+    """websockets logs every frame at debug; the auth frame carries the key."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:
+            return True
+        cleaned = _API_KEY_FIELD.sub(r"\1***", message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        return True
+
+
+_ws_log = logging.getLogger(f"{__name__}.ws")
+_ws_log.addFilter(_RedactApiKeys())
+
+DEFAULT_API_KEY: Final = "local-runware-key"
+#: Model AIR id -> USD per image reported with includeCost.
+MODEL_COSTS: Final[dict[str, float]] = {
+    "runware:100@1": 0.0006,
+    "runware:101@1": 0.0038,
+    "runware:97@2": 0.0019,
+}
+ENHANCE_COST_USD: Final = 0.0002
+MAX_SEED: Final = 9_223_372_036_854_775_807
+_FORMATS: Final[dict[str, tuple[str, str, str]]] = {
+    # outputFormat -> (Pillow format, content type, extension)
+    "PNG": ("PNG", "image/png", "png"),
+    "JPG": ("JPEG", "image/jpeg", "jpg"),
+    "WEBP": ("WEBP", "image/webp", "webp"),
+}
+_OUTPUT_TYPES: Final = ("URL", "base64Data", "dataURI")
+_KEPT_IMAGES: Final = 4096
+_DOCS: Final = "https://runware.ai/docs/en/image-inference/api-reference"
+_ENHANCE_STYLES: Final = (
+    "cinematic lighting, highly detailed, sharp focus",
+    "soft natural light, rich colours, intricate details",
+    "golden hour, shallow depth of field, award-winning photograph",
+    "dramatic composition, volumetric light, ultra detailed",
+    "studio lighting, crisp textures, vibrant palette",
+    "painterly style, atmospheric perspective, fine details",
+)
+
+
+# --------------------------------------------------------------------------- faults & stats
+
+
+@dataclass
+class Faults:
+    """What to break, changeable while serving; counters hit exactly the next N calls."""
+
+    latency_s: float = 0.0
+    error_rate: float = 0.0
+    error_code: str = "timeoutProvider"
+    fail_next: int = 0
+    drop_next: int = 0
+    silent_auth: bool = False
+    nsfw_next: int = 0
+    garbage_next: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    _rng: random.Random = field(default_factory=random.Random, repr=False, compare=False)
+
+    def set(self, **values: Any) -> None:
+        """Set several faults at once (unknown names are refused, not ignored)."""
+        names = {f.name for f in fields(self) if not f.name.startswith("_")}
+        unknown = set(values) - names
+        if unknown:
+            raise ValueError(f"unknown fault(s) {sorted(unknown)}; known: {sorted(names)}")
+        with self._lock:
+            for name, value in values.items():
+                setattr(self, name, value)
+
+    def reset(self) -> None:
+        """Back to a healthy server."""
+        self.set(
+            latency_s=0.0,
+            error_rate=0.0,
+            error_code="timeoutProvider",
+            fail_next=0,
+            drop_next=0,
+            silent_auth=False,
+            nsfw_next=0,
+            garbage_next=0,
+        )
+
+    def take(self, counter: str) -> bool:
+        """Consume one unit of a ``*_next`` counter; True when this call is hit."""
+        with self._lock:
+            left = getattr(self, counter)
+            if left > 0:
+                setattr(self, counter, left - 1)
+                return True
+            return False
+
+    def take_error(self) -> bool:
+        with self._lock:
+            if self.fail_next > 0:
+                self.fail_next -= 1
+                return True
+            return self.error_rate > 0 and self._rng.random() < self.error_rate
+
+
+@dataclass
+class Stats:
+    """What the stand-in has done; read a consistent copy with :meth:`snapshot`."""
+
+    images_generated: int = 0
+    cost_reported_usd: float = 0.0
+    calls: Counter[str] = field(default_factory=Counter)
+    errors: Counter[str] = field(default_factory=Counter)
+    connections: int = 0
+    open_connections: int = 0
+    auth_failures: int = 0
+    drops: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def snapshot(self) -> Stats:
+        with self._lock:
+            return Stats(
+                images_generated=self.images_generated,
+                cost_reported_usd=self.cost_reported_usd,
+                calls=Counter(self.calls),
+                errors=Counter(self.errors),
+                connections=self.connections,
+                open_connections=self.open_connections,
+                auth_failures=self.auth_failures,
+                drops=self.drops,
+            )
+
+    def bump(self, name: str, amount: float = 1) -> None:
+        with self._lock:
+            setattr(self, name, getattr(self, name) + amount)
+
+    def count(self, counter: str, key: str) -> None:
+        with self._lock:
+            getattr(self, counter)[key] += 1
+
+
+# --------------------------------------------------------------------------- drawing
+
+
+def render_image(prompt: str, seed: int, width: int, height: int, output_format: str) -> bytes:
+    """A deterministic picture: palette and layout from the prompt's hash, details from seed."""
+    digest = hashlib.sha256(prompt.encode()).digest()
+    rng = random.Random(int.from_bytes(digest[:8], "big") ^ seed)
+    first, second = tuple(digest[0:3]), tuple(digest[3:6])
+    mask = Image.linear_gradient("L")
+    mask = mask.transpose(
+        (Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_180, Image.Transpose.ROTATE_270)[
+            digest[6] % 3
+        ]
+    )
+    mask = mask.resize((width, height))
+    image = Image.composite(
+        Image.new("RGB", (width, height), first), Image.new("RGB", (width, height), second), mask
+    )
+    draw = ImageDraw.Draw(image)
+    for index in range(3 + digest[7] % 5):
+        colour = (
+            digest[(8 + 3 * index) % 32],
+            digest[(9 + 3 * index) % 32],
+            rng.randrange(256),
+        )
+        x0, y0 = rng.randrange(width), rng.randrange(height)
+        x1 = min(width, x0 + rng.randrange(width // 8, width // 2))
+        y1 = min(height, y0 + rng.randrange(height // 8, height // 2))
+        shape = (digest[20 + index % 12] + index) % 3
+        if shape == 0:
+            draw.ellipse((x0, y0, x1, y1), fill=colour)
+        elif shape == 1:
+            draw.rectangle((x0, y0, x1, y1), fill=colour)
+        else:
+            draw.polygon([(x0, y1), ((x0 + x1) // 2, y0), (x1, y1)], fill=colour)
+    buffer = io.BytesIO()
+    pillow_format = _FORMATS[output_format][0]
+    if pillow_format == "PNG":
+        image.save(buffer, "PNG", compress_level=1)
+    elif pillow_format == "JPEG":
+        image.save(buffer, "JPEG", quality=90)
+    else:
+        image.save(buffer, "WEBP", quality=80, method=0)
+    return buffer.getvalue()
+
+
+def enhance_texts(prompt: str, versions: int, max_length: int) -> list[str]:
+    """Deterministic 'enhanced' prompts: the prompt plus styles picked from its hash."""
+    digest = hashlib.sha256(prompt.encode()).digest()
+    texts = []
+    for version in range(versions):
+        style = _ENHANCE_STYLES[(digest[0] + version) % len(_ENHANCE_STYLES)]
+        texts.append(f"{prompt.strip()}, {style}"[:max_length])
+    return texts
+
+
+# --------------------------------------------------------------------------- protocol
+
+
+class _TaskError(Exception):
+    def __init__(self, code: str, message: str, parameter: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.parameter = parameter
+
+
+def _error(
+    code: str,
+    message: str,
+    *,
+    task_type: str | None,
+    task_uuid: str | None,
+    parameter: str | None = None,
+) -> dict[str, Any]:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if parameter:
+        error["parameter"] = parameter
+        error["documentation"] = f"{_DOCS}#request-{parameter.lower()}"
+    if task_type:
+        error["taskType"] = task_type
+    if task_uuid:
+        error["taskUUID"] = task_uuid
+    return error
+
+
+def _is_uuid(value: Any) -> TypeGuard[str]:
+    if not isinstance(value, str):
+        return False
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _int_param(task: dict[str, Any], name: str, default: int, low: int, high: int) -> int:
+    value = task.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise _TaskError(
+            f"invalid{name[0].upper()}{name[1:]}",
+            f"Invalid value for {name} parameter: must be an integer within {low}..{high}.",
+            name,
+        )
+    return value
+
+
+class RunwareStandin:
+    """The server; create it with :func:`start`."""
+
+    def __init__(self, *, api_key: str = DEFAULT_API_KEY, seed: int = 0) -> None:
+        self.api_key = api_key
+        self.faults = Faults(_rng=random.Random(seed))
+        self.stats = Stats()
+        self._rng = random.Random(seed)
+        self._server: Server | None = None
+        self._host = "127.0.0.1"
+        self._port = 0
+        self._images: OrderedDict[str, tuple[bytes, str]] = OrderedDict()
+        self._in_progress: set[str] = set()
+
+    def __repr__(self) -> str:
+        return f"RunwareStandin(url={self.url!r})"
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    @property
+    def url(self) -> str:
+        """The WebSocket URL to give the SDK (``Runware(api_key, url=...)``)."""
+        return f"ws://{self._host}:{self._port}/v1"
+
+    @property
+    def http_url(self) -> str:
+        return f"http://{self._host}:{self._port}"
+
+    async def _start(self, host: str, port: int) -> None:
+        self._server = await serve(
+            self._handle,
+            host,
+            port,
+            process_request=self._process_request,
+            max_size=2**20,
+            logger=_ws_log,
+        )
+        sockname = next(iter(self._server.sockets)).getsockname()
+        self._port = int(sockname[1])
+        self._host = "127.0.0.1" if host in ("", "0.0.0.0") else host
+        log.info("Runware stand-in listening on %s", self.url)
+
+    async def stop(self, timeout_s: float = 5.0) -> None:
+        """Close every connection and stop listening (bounded)."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.close()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(server.wait_closed(), timeout_s)
+
+    # -- HTTP: image downloads -----------------------------------------------------------
+
+    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        path = request.path.split("?", 1)[0]
+        if path.startswith("/images/"):
+            image_uuid = path.rsplit("/", 1)[-1].split(".", 1)[0]
+            entry = self._images.get(image_uuid)
+            if entry is None:
+                return connection.respond(HTTPStatus.NOT_FOUND, "no such image\n")
+            body, content_type = entry
+            response = connection.respond(HTTPStatus.OK, "")
+            del response.headers["Content-Type"]
+            del response.headers["Content-Length"]
+            response.headers["Content-Type"] = content_type
+            response.headers["Content-Length"] = str(len(body))
+            response.body = body
+            return response
+        if path == "/health":
+            return connection.respond(HTTPStatus.OK, "ok\n")
+        if request.headers.get("Upgrade", "").lower() != "websocket":
+            return connection.respond(HTTPStatus.NOT_FOUND, "not found\n")
+        return None
+
+    def _keep_image(self, image_uuid: str, body: bytes, content_type: str) -> str:
+        self._images[image_uuid] = (body, content_type)
+        while len(self._images) > _KEPT_IMAGES:
+            self._images.popitem(last=False)
+        extension = _FORMATS_BY_TYPE.get(content_type, "bin")
+        return f"{self.http_url}/images/{image_uuid}.{extension}"
+
+    # -- WebSocket ----------------------------------------------------------------------
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        self.stats.bump("connections")
+        self.stats.bump("open_connections")
+        authenticated = False
+        running: set[asyncio.Task[None]] = set()
+        try:
+            async for raw in ws:
+                try:
+                    payload = json.loads(raw)
+                except (TypeError, ValueError):
+                    await self._send_errors(
+                        ws,
+                        [
+                            _error(
+                                "invalidJSON",
+                                "The message is not valid JSON.",
+                                task_type=None,
+                                task_uuid=None,
+                            )
+                        ],
+                    )
+                    continue
+                for task in payload if isinstance(payload, list) else [payload]:
+                    if not isinstance(task, dict):
+                        await self._send_errors(
+                            ws,
+                            [
+                                _error(
+                                    "invalidTask",
+                                    "Each task must be an object.",
+                                    task_type=None,
+                                    task_uuid=None,
+                                )
+                            ],
+                        )
+                        continue
+                    task_type = str(task.get("taskType"))
+                    self.stats.count("calls", task_type)
+                    if task_type == "authentication":
+                        authenticated = await self._authenticate(ws, task) or authenticated
+                    elif task_type == "ping":
+                        await self._send(ws, {"data": [{"taskType": "ping", "pong": True}]})
+                    elif not authenticated:
+                        await self._send_errors(
+                            ws,
+                            [
+                                _error(
+                                    "missingApiKey",
+                                    "Authenticate before sending tasks.",
+                                    task_type=task_type,
+                                    task_uuid=task.get("taskUUID"),
+                                )
+                            ],
+                        )
+                    else:
+                        job = asyncio.create_task(self._run_task(ws, task))
+                        running.add(job)
+                        job.add_done_callback(running.discard)
+        except ConnectionClosed:
+            pass
+        finally:
+            self.stats.bump("open_connections", -1)
+            for job in running:
+                job.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
+
+    async def _authenticate(self, ws: ServerConnection, task: dict[str, Any]) -> bool:
+        if self.faults.silent_auth:
+            return False
+        if task.get("apiKey") != self.api_key:
+            self.stats.bump("auth_failures")
+            await self._send_errors(
+                ws,
+                [
+                    _error(
+                        "invalidApiKey",
+                        "Invalid API key. Get one at https://my.runware.ai/signup",
+                        task_type="authentication",
+                        task_uuid=None,
+                        parameter="apiKey",
+                    )
+                ],
+            )
+            return False
+        session = task.get("connectionSessionUUID")
+        if not _is_uuid(session):
+            session = str(uuid.uuid4())
+        await self._send(
+            ws, {"data": [{"taskType": "authentication", "connectionSessionUUID": session}]}
+        )
+        return True
+
+    async def _send(self, ws: ServerConnection, message: dict[str, Any]) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            await ws.send(json.dumps(message))
+
+    async def _send_errors(self, ws: ServerConnection, errors: list[dict[str, Any]]) -> None:
+        for error in errors:
+            self.stats.count("errors", error["code"])
+        await self._send(ws, {"errors": errors})
+
+    async def _run_task(self, ws: ServerConnection, task: dict[str, Any]) -> None:
+        task_type = str(task.get("taskType"))
+        task_uuid = task.get("taskUUID")
+        if not _is_uuid(task_uuid):
+            await self._send_errors(
+                ws,
+                [
+                    _error(
+                        "invalidTaskUUID",
+                        "Invalid value for taskUUID parameter: must be a UUID v4 string.",
+                        task_type=task_type,
+                        task_uuid=task_uuid if isinstance(task_uuid, str) else None,
+                        parameter="taskUUID",
+                    )
+                ],
+            )
+            return
+        if task_uuid in self._in_progress:
+            await self._send_errors(
+                ws,
+                [
+                    _error(
+                        "conflictTaskUUID",
+                        "A task with this taskUUID is already being processed.",
+                        task_type=task_type,
+                        task_uuid=task_uuid,
+                        parameter="taskUUID",
+                    )
+                ],
+            )
+            return
+        self._in_progress.add(task_uuid)
+        try:
+            if task_type == "imageInference":
+                await self._image_inference(ws, task, task_uuid)
+            elif task_type == "promptEnhance":
+                await self._prompt_enhance(ws, task, task_uuid)
+            else:
+                raise _TaskError(
+                    "unsupportedTaskType",
+                    f"Task type {task_type!r} is not supported by the local Runware stand-in.",
+                    "taskType",
+                )
+        except _TaskError as exc:
+            await self._send_errors(
+                ws,
+                [
+                    _error(
+                        exc.code,
+                        exc.message,
+                        task_type=task_type,
+                        task_uuid=task_uuid,
+                        parameter=exc.parameter,
+                    )
+                ],
+            )
+        finally:
+            self._in_progress.discard(task_uuid)
+
+    async def _faults_before_answer(self, ws: ServerConnection) -> bool:
+        """Latency, then maybe drop or fail; False when the task must not be answered."""
+        if self.faults.latency_s > 0:
+            await asyncio.sleep(self.faults.latency_s)
+        if self.faults.take("drop_next"):
+            self.stats.bump("drops")
+            ws.transport.abort()
+            return False
+        if self.faults.take_error():
+            raise _TaskError(
+                self.faults.error_code,
+                "The provider did not answer in time; please retry.",
+            )
+        return True
+
+    async def _image_inference(
+        self, ws: ServerConnection, task: dict[str, Any], task_uuid: str
+    ) -> None:
+        model = task.get("model")
+        if model not in MODEL_COSTS:
+            raise _TaskError(
+                "invalidModel",
+                f"Invalid value for model parameter: {model!r} is not an available model AIR id.",
+                "model",
+            )
+        prompt = task.get("positivePrompt")
+        if not isinstance(prompt, str) or not 2 <= len(prompt.strip()) <= 3000:
+            raise _TaskError(
+                "invalidPositivePrompt",
+                "Invalid value for positivePrompt parameter: must have 2..3000 characters.",
+                "positivePrompt",
+            )
+        sizes = {}
+        for name in ("width", "height"):
+            value = task.get(name, 512)
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int)
+                or value % 64
+                or not 128 <= value <= 2048
+            ):
+                raise _TaskError(
+                    f"invalid{name.capitalize()}",
+                    f"Invalid value for {name} parameter: "
+                    "must be a multiple of 64 within 128..2048.",
+                    name,
+                )
+            sizes[name] = value
+        count = _int_param(task, "numberResults", 1, 1, 20)
+        seed = _int_param(task, "seed", self._rng.randrange(1, MAX_SEED), 1, MAX_SEED)
+        output_format = task.get("outputFormat", "JPG")
+        if output_format not in _FORMATS:
+            raise _TaskError(
+                "invalidOutputFormat",
+                "Invalid value for outputFormat parameter: use PNG, JPG or WEBP.",
+                "outputFormat",
+            )
+        raw_types = task.get("outputType", "URL")
+        output_types = raw_types if isinstance(raw_types, list) else [raw_types]
+        if not output_types or any(t not in _OUTPUT_TYPES for t in output_types):
+            raise _TaskError(
+                "invalidOutputType",
+                "Invalid value for outputType parameter: use URL, base64Data or dataURI.",
+                "outputType",
+            )
+        if not await self._faults_before_answer(ws):
+            return
+        safety = task.get("safety")
+        check_content = bool(isinstance(safety, dict) and safety.get("checkContent")) or bool(
+            task.get("checkNSFW")
+        )
+        content_type = _FORMATS[output_format][1]
+        for index in range(count):
+            image_seed = (seed + index - 1) % MAX_SEED + 1
+            body = await asyncio.to_thread(
+                render_image, prompt, image_seed, sizes["width"], sizes["height"], output_format
+            )
+            if self.faults.take("garbage_next"):
+                body = hashlib.sha256(body).digest() * 8
+            image_uuid = str(uuid.uuid4())
+            item: dict[str, Any] = {
+                "taskType": "imageInference",
+                "taskUUID": task_uuid,
+                "imageUUID": image_uuid,
+                "seed": image_seed,
+            }
+            for output_type in output_types:
+                if output_type == "URL":
+                    item["imageURL"] = self._keep_image(image_uuid, body, content_type)
+                elif output_type == "base64Data":
+                    item["imageBase64Data"] = base64.b64encode(body).decode()
+                else:
+                    encoded = base64.b64encode(body).decode()
+                    item["imageDataURI"] = f"data:{content_type};base64,{encoded}"
+            nsfw = self.faults.take("nsfw_next")
+            if check_content or nsfw:
+                item["NSFWContent"] = nsfw
+            if task.get("includeCost"):
+                item["cost"] = MODEL_COSTS[model]
+                self.stats.bump("cost_reported_usd", MODEL_COSTS[model])
+            self.stats.bump("images_generated")
+            await self._send(ws, {"data": [item]})
+
+    async def _prompt_enhance(
+        self, ws: ServerConnection, task: dict[str, Any], task_uuid: str
+    ) -> None:
+        prompt = task.get("prompt")
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise _TaskError(
+                "invalidPrompt", "Invalid value for prompt parameter: must not be empty.", "prompt"
+            )
+        max_length = _int_param(task, "promptMaxLength", 380, 12, 400)
+        versions = _int_param(task, "promptVersions", 1, 1, 5)
+        if not await self._faults_before_answer(ws):
+            return
+        for text in enhance_texts(prompt, versions, max_length):
+            item: dict[str, Any] = {
+                "taskType": "promptEnhance",
+                "taskUUID": task_uuid,
+                "text": text,
+            }
+            if task.get("includeCost"):
+                item["cost"] = ENHANCE_COST_USD
+                self.stats.bump("cost_reported_usd", ENHANCE_COST_USD)
+            await self._send(ws, {"data": [item]})
+
+
+_FORMATS_BY_TYPE: Final = {content_type: ext for _, content_type, ext in _FORMATS.values()}
+
+
+async def start(
+    host: str = "127.0.0.1", port: int = 0, *, api_key: str = DEFAULT_API_KEY, seed: int = 0
+) -> RunwareStandin:
+    """Start a stand-in on the running loop; ``port=0`` picks a free port (see ``.url``)."""
+    standin = RunwareStandin(api_key=api_key, seed=seed)
+    await standin._start(host, port)
+    return standin
+
+
+class ThreadedRunwareStandin:
+    """A stand-in on its own thread and loop, for synchronous callers; bounded start/stop."""
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        api_key: str = DEFAULT_API_KEY,
+        seed: int = 0,
+        timeout_s: float = 10.0,
+    ) -> None:
+        self._args = (host, port, api_key, seed)
+        self._timeout_s = timeout_s
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._standin: RunwareStandin | None = None
+        self._ready = threading.Event()
+        self._failure: BaseException | None = None
+
+    @property
+    def standin(self) -> RunwareStandin:
+        if self._standin is None:
+            raise RuntimeError("the stand-in is not running; call start() first")
+        return self._standin
+
+    @property
+    def url(self) -> str:
+        return self.standin.url
+
+    @property
+    def faults(self) -> Faults:
+        return self.standin.faults
+
+    @property
+    def stats(self) -> Stats:
+        return self.standin.stats
+
+    def start(self) -> Self:
+        self._thread = threading.Thread(target=self._run, name="runware-standin", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(self._timeout_s):
+            raise RuntimeError(f"the Runware stand-in did not start within {self._timeout_s}s")
+        if self._failure is not None:
+            raise RuntimeError("the Runware stand-in failed to start") from self._failure
+        return self
+
+    def _run(self) -> None:
+        host, port, api_key, seed = self._args
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        try:
+            self._standin = loop.run_until_complete(start(host, port, api_key=api_key, seed=seed))
+        except BaseException as exc:
+            self._failure = exc
+            self._ready.set()
+            loop.close()
+            return
+        self._ready.set()
+        try:
+            loop.run_forever()
+        finally:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+    def stop(self) -> None:
+        loop, standin, thread = self._loop, self._standin, self._thread
+        if loop is None or thread is None or loop.is_closed():
+            return
+        if standin is not None:
+            future = asyncio.run_coroutine_threadsafe(standin.stop(), loop)
+            with contextlib.suppress(Exception):
+                future.result(self._timeout_s)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(self._timeout_s)
+        if thread.is_alive():
+            raise RuntimeError(f"the Runware stand-in did not stop within {self._timeout_s}s")
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m generia_pipelines.local.runware_standin``: serve until interrupted."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--api-key", default=DEFAULT_API_KEY)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--latency-ms", type=float, default=0.0)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+
+    async def serve_forever() -> None:
+        standin = await start(args.host, args.port, api_key=args.api_key, seed=args.seed)
+        standin.faults.set(latency_s=args.latency_ms / 1000)
+        print(standin.url, flush=True)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await standin.stop()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve_forever())
+
+
+if __name__ == "__main__":
+    main()
