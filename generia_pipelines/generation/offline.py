@@ -1,0 +1,359 @@
+"""Offline text: schema-valid objects built from a world's own words and seeded word banks.
+
+The embedded default backend, for running the whole pipeline without a model or a network.
+It reads the structured inputs of a prompt (never the prose), so it is deterministic: the
+same world, unit and seed give the same object, byte for byte, on any machine. Every value
+is fitted to the schema's limits before validation, so it cannot produce an invalid object.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+from pydantic import BaseModel
+
+from generia_pipelines.generation import offline_vocab as vocab
+from generia_pipelines.generation.prompts import PromptInputs
+from generia_pipelines.generation.schemas import (
+    CAPTION_MAX,
+    CHARACTER_BATCH_MAX,
+    DISPLAY_NAME_MAX,
+    IMAGE_PROMPT_MAX,
+    AvatarPrompt,
+    CharacterBatchPlan,
+    CharacterConcept,
+    CharacterProfile,
+    PostDraft,
+    WorldBrief,
+    normalize_tag,
+)
+
+_WORD = re.compile(r"[^\W\d_]+(?:['’-][^\W\d_]+)*", re.UNICODE)
+_MIN_WORD = 4
+_KEYWORDS_MAX = 24
+_FALLBACK_KEYWORDS = ("harbour", "market", "lanterns", "garden", "bridge", "festival")
+_NEGATIVE_IMAGE = "no text, no watermark"
+
+X = TypeVar("X")
+
+
+def _fit(text: str, limit: int) -> str:
+    """Collapse whitespace and cut at a word boundary so the text fits a schema limit."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    if " " in cut[limit // 2 :]:
+        cut = cut.rsplit(" ", 1)[0]
+    return cut.rstrip(" ,;:") + "…"
+
+
+def _unique(items: Iterable[str]) -> list[str]:
+    """Distinct items in first-seen order (never iterate a set: its order varies by process)."""
+    return list(dict.fromkeys(i for i in items if i))
+
+
+def _cap(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def keywords(texts: Iterable[str]) -> list[str]:
+    """Content words of a world's texts, in order of first appearance."""
+    words: list[str] = []
+    for text in texts:
+        for match in _WORD.finditer(text or ""):
+            word = match.group(0).lower()
+            if len(word) >= _MIN_WORD and word not in vocab.STOPWORDS:
+                words.append(word)
+    return _unique(words)[:_KEYWORDS_MAX]
+
+
+@dataclass(frozen=True)
+class Theme:
+    """What makes a world recognisable: its own words first, then its brief's motifs."""
+
+    name: str
+    keywords: tuple[str, ...]
+    motifs: tuple[str, ...]
+    visual_style: str
+
+    @classmethod
+    def of(cls, inputs: PromptInputs) -> Theme:
+        world, brief = inputs.world, inputs.brief
+        found = keywords([world.prompt, world.description, world.name])
+        if len(found) < 3 and brief is not None:  # a terse world: borrow from its brief
+            found = _unique([*found, *keywords([*brief.motifs, *brief.themes])])
+        found = found or list(_FALLBACK_KEYWORDS)
+        motifs = _unique([*(brief.motifs if brief else ()), *found[:6]])
+        style = brief.visual_style if brief else ""
+        return cls(world.name.strip() or "this world", tuple(found), tuple(motifs), style)
+
+
+class _Picker:
+    """Seeded choices; the only source of variation, so output depends on the seed alone."""
+
+    def __init__(self, seed: int) -> None:
+        self.rng = random.Random(seed)
+
+    def one(self, items: Sequence[X]) -> X:
+        return items[self.rng.randrange(len(items))]
+
+    def some(self, items: Sequence[str], k: int) -> list[str]:
+        pool = _unique(items)
+        return self.rng.sample(pool, min(k, len(pool)))
+
+    def chance(self, p: float) -> bool:
+        return self.rng.random() < p
+
+    def between(self, low: int, high: int) -> int:
+        return self.rng.randint(low, high)
+
+
+_A_BEFORE_VOWEL = re.compile(r"\b([Aa]) (?=[aeiouAEIOU])")
+
+
+def _fill(template: str, values: dict[str, str]) -> str:
+    """Fill ``{slot}`` and ``{Slot}`` (capitalised) placeholders of a word-bank template."""
+    full = dict(values)
+    full.update({_cap(k): _cap(v) for k, v in values.items()})
+    return _A_BEFORE_VOWEL.sub(r"\1n ", template.format_map(full))
+
+
+def _slots(pick: _Picker, theme: Theme, **extra: str) -> dict[str, str]:
+    kw = pick.one(theme.keywords)
+    values = {
+        "kw": kw,
+        "thing": pick.one(vocab.THINGS),
+        "adj": pick.one(vocab.ADJECTIVES),
+        "time": pick.one(vocab.TIMES),
+        "action": pick.one(vocab.ACTIONS),
+        "feeling": pick.one(vocab.FEELINGS),
+        "interest": pick.one(vocab.INTERESTS),
+        "n": str(pick.between(2, 40)),
+        **extra,
+    }
+    values["place"] = _fill(pick.one(vocab.PLACES), {"kw": pick.one(theme.keywords)})
+    return values
+
+
+# --- world brief ---------------------------------------------------------------------------
+
+
+def world_brief(pick: _Picker, inputs: PromptInputs) -> WorldBrief:
+    theme = Theme.of(inputs)
+    kws = pick.some(theme.keywords, 3)
+    while len(kws) < 3:
+        kws.append(pick.one(_FALLBACK_KEYWORDS))
+    values = {"name": theme.name, "kw1": kws[0], "kw2": kws[1], "kw3": kws[2]}
+    style = ", ".join([pick.one(vocab.MEDIA), pick.one(vocab.PALETTES), pick.one(vocab.LIGHTING)])
+    themes = _unique([*theme.keywords[:3], *pick.some(vocab.THEMES, 4)])[:8]
+    motifs = _unique([*theme.keywords[:4], *pick.some(vocab.MOTIFS, 5)])[:12]
+    return WorldBrief(
+        summary=_fit(_fill(pick.one(vocab.SUMMARIES), values), 300),
+        setting=_fit(_fill(pick.one(vocab.SETTINGS), values), 600),
+        tone=pick.one(vocab.TONES),
+        visual_style=_fit(style, 300),
+        themes=[_fit(t, 60) for t in themes],
+        motifs=[_fit(m, 60) for m in motifs],
+    )
+
+
+# --- characters ----------------------------------------------------------------------------
+
+
+def _new_name(pick: _Picker, theme: Theme, taken: set[str]) -> str:
+    """A display name not yet used in the world (compared case-insensitively)."""
+    for _ in range(200):
+        first, last = pick.one(vocab.FIRST_NAMES), pick.one(vocab.LAST_NAMES)
+        if pick.chance(0.15):
+            name = f"{first.lower()}.{pick.one(theme.keywords)}"
+        else:
+            name = f"{first} {last}"
+        name = _fit(name, DISPLAY_NAME_MAX)
+        if name.casefold() not in taken:
+            return name
+    # The banks hold ~8000 pairs; a world this full gets numbered names instead.
+    base = f"{pick.one(vocab.FIRST_NAMES)} {pick.one(vocab.LAST_NAMES)}"
+    number = 2
+    while f"{base} {number}".casefold() in taken:
+        number += 1
+    return f"{base} {number}"
+
+
+def character_batch(pick: _Picker, inputs: PromptInputs) -> CharacterBatchPlan:
+    theme = Theme.of(inputs)
+    count = max(1, min(inputs.count or CHARACTER_BATCH_MAX, CHARACTER_BATCH_MAX))
+    taken = {c.display_name.casefold() for c in inputs.earlier}
+    used_jobs = " ".join(c.role for c in inputs.earlier)
+    fresh_jobs = [j for j in vocab.OCCUPATIONS if j not in used_jobs] or list(vocab.OCCUPATIONS)
+    jobs = pick.some(fresh_jobs, count)
+    concepts: list[CharacterConcept] = []
+    for i in range(count):
+        name = _new_name(pick, theme, taken)
+        taken.add(name.casefold())
+        values = _slots(pick, theme)
+        job = jobs[i % len(jobs)]
+        concepts.append(
+            CharacterConcept(
+                display_name=name,
+                role=_fit(f"{job} in {values['place']}", 120),
+                hook=_fit(_fill(pick.one(vocab.HOOKS), values), 240),
+            )
+        )
+    return CharacterBatchPlan(characters=concepts)
+
+
+def _occupation_of(role: str) -> str:
+    return role.split(" in ", 1)[0].strip() or "local"
+
+
+def character_profile(pick: _Picker, inputs: PromptInputs) -> CharacterProfile:
+    theme = Theme.of(inputs)
+    concept = inputs.concept
+    if concept is None:  # asked without a plan: invent one
+        concept = character_batch(pick, PromptInputs(world=inputs.world, count=1)).characters[0]
+    interests = _unique([pick.one(theme.keywords), *pick.some(vocab.INTERESTS, 3)])
+    traits = pick.some(vocab.TRAITS, 3)
+    values = _slots(
+        pick,
+        theme,
+        occupation=_occupation_of(concept.role),
+        interest=interests[1] if len(interests) > 1 else interests[0],
+        trait=traits[0],
+    )
+    _, style = pick.one(vocab.SPEAKING_STYLES)
+    appearance = ", ".join(
+        [
+            f"{pick.one(vocab.AGES)}",
+            f"with {pick.one(vocab.HAIR)}",
+            f"wearing {pick.one(vocab.CLOTHING)}",
+            _fill(pick.one(vocab.DETAILS), values),
+        ]
+    )
+    personality = (
+        f"{_cap(traits[0])} and {traits[1]}, with a {traits[2]} streak; "
+        f"{pick.one(vocab.VALUES)}. {_cap(concept.hook)}."
+    )
+    return CharacterProfile(
+        display_name=concept.display_name,
+        bio=_fit(_fill(pick.one(vocab.BIOS), values), 300),
+        personality=_fit(personality, 400),
+        interests=[_fit(i, 60) for i in interests[:8]],
+        speaking_style=style,
+        appearance=_fit(_cap(appearance), 500),
+    )
+
+
+def _style(text: str) -> str:
+    return f", {text}" if text else ""
+
+
+def avatar_prompt(pick: _Picker, inputs: PromptInputs) -> AvatarPrompt:
+    theme = Theme.of(inputs)
+    profile = inputs.profile
+    look = profile.appearance if profile else "a local resident"
+    backdrop = pick.one(theme.motifs)
+    text = (
+        f"Square head-and-shoulders portrait of one person. {_cap(look).rstrip('.')}. "
+        f"{_cap(pick.one(vocab.EXPRESSIONS))}, background of {backdrop} near the "
+        f"{pick.one(theme.keywords)}{_style(theme.visual_style)}, sharp focus on the face, "
+        f"{_NEGATIVE_IMAGE}"
+    )
+    return AvatarPrompt(prompt=_fit(text, IMAGE_PROMPT_MAX))
+
+
+# --- posts ---------------------------------------------------------------------------------
+
+
+def _voice(profile: CharacterProfile | None) -> str:
+    """The caption voice: the profile's style if it is one of ours, else fixed per name."""
+    if profile is None:
+        return "plain"
+    for voice, description in vocab.SPEAKING_STYLES:
+        if profile.speaking_style == description:
+            return voice
+    index = sum(profile.display_name.encode("utf-8")) % len(vocab.SPEAKING_STYLES)
+    return vocab.SPEAKING_STYLES[index][0]
+
+
+def _speak(voice: str, text: str, pick: _Picker, values: dict[str, str], name: str) -> str:
+    if voice == "lower":
+        return text.lower()
+    if voice == "emoji":
+        return f"{text} {pick.one(vocab.EMOJI)}{pick.one(vocab.EMOJI)}"
+    if voice == "formal":
+        return f"{text} — {name[:1].upper()}."
+    if voice == "excited":
+        return text.replace(".", "!").rstrip("!") + "!!"
+    if voice == "poetic":
+        return text.rstrip(".") + "…"
+    if voice == "questions":
+        return f"{text} {_fill(pick.one(vocab.QUESTIONS), values)}"
+    if voice == "terse":
+        return " ".join(s.strip().rstrip(".") + "." for s in text.split(".") if s.strip())
+    return text
+
+
+def _caption(pick: _Picker, theme: Theme, profile: CharacterProfile | None) -> str:
+    interests = list(profile.interests) if profile else list(vocab.INTERESTS)
+    values = _slots(pick, theme, interest=pick.one(interests))
+    parts = [_fill(pick.one(vocab.OPENERS), values), _fill(pick.one(vocab.BODIES), values)]
+    if pick.chance(0.6):
+        parts.append(_fill(pick.one(vocab.SECONDS), values))
+    parts.append(_fill(pick.one(vocab.CLOSERS), values))
+    text = " ".join(p for p in parts if p)
+    name = profile.display_name if profile else theme.name
+    return _speak(_voice(profile), text, pick, values, name)
+
+
+def _tags(pick: _Picker, theme: Theme, profile: CharacterProfile | None, caption: str) -> list[str]:
+    candidates = [k for k in theme.keywords if k in caption.lower()]
+    candidates += pick.some(theme.keywords, 2)
+    if profile:
+        candidates += pick.some(profile.interests, 2)
+    candidates.append(theme.name)
+    tags = _unique(t for t in (normalize_tag(c) for c in candidates) if t)
+    return tags[: pick.between(2, 6)] or ["daily_life"]
+
+
+def post_draft(pick: _Picker, inputs: PromptInputs) -> PostDraft:
+    theme = Theme.of(inputs)
+    profile = inputs.profile
+    recent = {p.casefold() for p in inputs.recent_posts}
+    caption = _caption(pick, theme, profile)
+    for _ in range(5):  # never repeat one of the character's latest posts
+        if caption.casefold() not in recent:
+            break
+        caption = _caption(pick, theme, profile)
+    scene = (
+        f"{_cap(pick.one(vocab.SHOTS))} of {pick.one(theme.motifs)} near the "
+        f"{pick.one(theme.keywords)}, {pick.one(vocab.TIMES)}, {pick.one(vocab.ADJECTIVES)} mood"
+    )
+    if profile and pick.chance(0.3):
+        scene += f", with {profile.display_name} in frame: {_fit(profile.appearance, 200)}"
+    image = f"{scene}{_style(theme.visual_style)}, {_NEGATIVE_IMAGE}"
+    return PostDraft(
+        caption=_fit(caption, CAPTION_MAX),
+        tags=_tags(pick, theme, profile, caption),
+        image_prompt=_fit(image, IMAGE_PROMPT_MAX),
+    )
+
+
+Builder = Callable[[_Picker, PromptInputs], BaseModel]
+
+BUILDERS: dict[type[BaseModel], Builder] = {
+    WorldBrief: world_brief,
+    CharacterBatchPlan: character_batch,
+    CharacterProfile: character_profile,
+    AvatarPrompt: avatar_prompt,
+    PostDraft: post_draft,
+}
+
+
+def build(schema: type[BaseModel], inputs: PromptInputs, seed: int) -> BaseModel:
+    """An object of ``schema`` for these inputs; KeyError if the schema is not one of ours."""
+    return BUILDERS[schema](_Picker(seed), inputs)
