@@ -1,0 +1,205 @@
+"""The ``generia-pipelines`` command line.
+
+``generia-pipelines stack`` runs the local Generia stack in the foreground and prints
+``export VAR=value`` lines, so ``eval "$(generia-pipelines stack &)"``-style shells or a
+second terminal can point the pipeline at it. Subcommands are argparse subparsers, so
+``demo`` and ``dev`` can be added beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import shlex
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from generia_pipelines.local.stack import StackConfig
+
+DEFAULT_DATA_DIR = Path(".generia/stack")
+DEFAULT_PORTS = {"character": 50051, "media": 50052, "post": 50053, "world": 50054, "http": 8700}
+_PORT_ORDER = ("character", "media", "post", "world", "http")
+_FAULT_FIELDS: dict[str, Callable[[str], Any]] = {
+    "latency_s": float,
+    "error_rate": float,
+    "error_code": str,
+    "drop_after_commit_rate": float,
+    "times": int,
+}
+
+
+def parse_fault(text: str) -> dict[str, Any]:
+    """``CreateCharacter:error_rate=0.2,error_code=UNAVAILABLE`` -> a fault command dict."""
+    method, sep, options = text.partition(":")
+    if not method.strip():
+        raise argparse.ArgumentTypeError(f"--fault {text!r}: want METHOD:key=val,key=val")
+    command: dict[str, Any] = {"method": method.strip()}
+    for item in filter(None, (part.strip() for part in options.split(","))) if sep else ():
+        key, eq, value = item.partition("=")
+        key = key.strip()
+        if not eq or key not in _FAULT_FIELDS:
+            known = ", ".join(_FAULT_FIELDS)
+            raise argparse.ArgumentTypeError(f"--fault {text!r}: {item!r} is not key=val ({known})")
+        try:
+            command[key] = _FAULT_FIELDS[key](value.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"--fault {text!r}: bad value for {key}") from None
+    return command
+
+
+def stack_ports(args: argparse.Namespace) -> dict[str, int]:
+    """Fixed defaults; ``--port-base N`` gives N..N+4 (0: free ports); per-port flags win."""
+    if args.port_base is None:
+        ports = dict(DEFAULT_PORTS)
+    elif args.port_base == 0:
+        ports = dict.fromkeys(_PORT_ORDER, 0)
+    else:
+        ports = {name: args.port_base + i for i, name in enumerate(_PORT_ORDER)}
+    for name in _PORT_ORDER:
+        override = getattr(args, f"{name}_port")
+        if override is not None:
+            ports[name] = override
+    for name, port in ports.items():
+        if not 0 <= port <= 65535:
+            raise SystemExit(f"error: the {name} port {port} is out of range")
+    return ports
+
+
+def _add_stack_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "stack",
+        help="run the local Generia stack (gRPC services + object store) in the foreground",
+        description="Run the local Generia stack until SIGINT/SIGTERM; prints export lines.",
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=DEFAULT_DATA_DIR,
+        help="SQLite files and objects (default: %(default)s)",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="bind address (default: %(default)s)")
+    parser.add_argument(
+        "--port-base",
+        type=int,
+        default=None,
+        help="character, media, post, world, http on N..N+4 (0: free ports); "
+        "default 50051-50054 and 8700",
+    )
+    for name in _PORT_ORDER:
+        parser.add_argument(
+            f"--{name}-port", type=int, default=None, help=f"{name} port (overrides the base)"
+        )
+    parser.add_argument("--token", default=None, help="require 'authorization: Bearer TOKEN'")
+    parser.add_argument(
+        "--fault",
+        action="append",
+        type=parse_fault,
+        default=[],
+        metavar="METHOD:key=val,...",
+        help="inject a fault, e.g. CreateCharacter:error_rate=0.2 or object_store.PUT:latency_s=1",
+    )
+    parser.add_argument(
+        "--no-idempotency",
+        action="store_true",
+        help="ignore idempotency-key metadata (chaos testing)",
+    )
+    parser.add_argument(
+        "--url-ttl",
+        type=int,
+        default=600,
+        help="presigned URL lifetime in seconds (default: %(default)s)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="fault injection RNG seed")
+    parser.set_defaults(handler=_run_stack)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="generia-pipelines", description="Generia world population pipelines."
+    )
+    parser.add_argument("--log-level", default="WARNING", help="(default: %(default)s)")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_stack_parser(subparsers)
+    return parser
+
+
+def _run_stack(args: argparse.Namespace) -> int:
+    from generia_pipelines.local.stack import StackConfig
+
+    ports = stack_ports(args)
+    config = StackConfig(
+        data_dir=args.data_dir,
+        host=args.host,
+        character_port=ports["character"],
+        media_port=ports["media"],
+        post_port=ports["post"],
+        world_port=ports["world"],
+        http_port=ports["http"],
+        token=args.token,
+        url_ttl_s=args.url_ttl,
+        honour_idempotency=not args.no_idempotency,
+        seed=args.seed,
+    )
+    try:
+        return asyncio.run(serve_stack(config, args.fault))
+    except KeyboardInterrupt:
+        return 130
+
+
+async def serve_stack(config: StackConfig, faults: Sequence[dict[str, Any]] = ()) -> int:
+    """Start the stack, print its environment, wait for SIGINT/SIGTERM, stop cleanly."""
+    from generia_pipelines.local.stack import LocalStack
+
+    stack = LocalStack(config)
+    try:
+        for command in faults:
+            stack.faults.apply(command)
+    except ValueError as exc:
+        print(f"error: --fault: {exc}", file=sys.stderr)
+        return 2
+    try:
+        await stack.start()
+    except OSError as exc:
+        print(f"error: cannot start the local stack: {exc}", file=sys.stderr)
+        return 1
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stopping.set)
+    try:
+        for name, value in stack.env.items():
+            print(f"export {name}={shlex.quote(value)}")
+        sys.stdout.flush()
+        print(
+            f"local Generia stack running (data in {config.data_dir}); Ctrl-C to stop",
+            file=sys.stderr,
+            flush=True,
+        )
+        await stopping.wait()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        await asyncio.wait_for(stack.stop(), timeout=10.0)
+    print("local Generia stack stopped", file=sys.stderr, flush=True)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return 2
+    result: int = handler(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())
