@@ -1,0 +1,474 @@
+"""The worlds catalog: which worlds the pipeline populates, and how much.
+
+Two sources behind one async interface: the World service (when ``GENERIA_WORLD_ADDR`` is
+set) or a YAML file (``GENERIA_WORLDS_FILE``, default ``worlds.yaml``). A malformed file is
+an error listing every problem with the file, the world and the field, so one edit fixes
+them all; a world from the service that cannot be used is skipped and reported instead, so
+one bad world does not stop the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any, Protocol
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from generia_pipelines.budget import Budget, BudgetOverrides
+from generia_pipelines.clients.errors import GeneriaError
+from generia_pipelines.clients.records import World
+from generia_pipelines.partitions import InvalidWorldKey, validate_world_key
+
+WORLDS_FILE_VARIABLE = "GENERIA_WORLDS_FILE"
+DEFAULT_WORLDS_FILE = "worlds.yaml"
+#: The platform's world defaults and bounds (DESIGN.md §8).
+DEFAULT_CHARACTERS = 25
+MAX_CHARACTERS = 40
+DEFAULT_POSTS_PER_DAY = 10
+MAX_POSTS_PER_DAY = 250
+#: Key of the pipeline's own settings inside a service world's ``params`` JSON.
+PARAMS_KEY = "pipeline"
+
+
+class WorldSpec(BaseModel):
+    """A world as the pipeline needs it: identity, theme and target counts."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+    id: str
+    name: str
+    prompt: Annotated[str, Field(min_length=1)]
+    description: str = ""
+    characters: Annotated[int, Field(strict=True, ge=1, le=MAX_CHARACTERS)] = DEFAULT_CHARACTERS
+    posts_per_day: Annotated[int, Field(strict=True, ge=1, le=MAX_POSTS_PER_DAY)] = (
+        DEFAULT_POSTS_PER_DAY
+    )
+    budget: BudgetOverrides | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _name_defaults_to_id(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("name") in (None, ""):
+            world_id = data.get("id")
+            return {**data, "name": world_id if isinstance(world_id, str) else ""}
+        return data
+
+    @field_validator("id", mode="before")
+    @classmethod
+    def _valid_key(cls, value: Any) -> Any:
+        # Before stripping: " neon" must be refused, not silently become "neon".
+        if not isinstance(value, str):
+            raise ValueError(f'is {_kind(value)}, not a string (quote it in YAML: id: "...")')
+        return validate_world_key(value)
+
+    def setup_budget(self) -> Budget:
+        """Limits for the world's setup (brief, characters, avatars)."""
+        return Budget.for_setup(self.characters, self.budget)
+
+    def daily_budget(self) -> Budget:
+        """Limits for one day of posts."""
+        return Budget.for_day(self.posts_per_day, self.budget)
+
+
+class CatalogError(GeneriaError):
+    """The catalog cannot answer: a malformed file, an unknown or unusable world."""
+
+
+@dataclass(frozen=True)
+class CatalogProblem:
+    """One problem in a worlds file; ``world`` is ``worlds[i] (id '...')`` when known."""
+
+    message: str
+    world: str | None = None
+    field: str | None = None
+
+    def render(self, path: Path) -> str:
+        where = [str(path)]
+        if self.world:
+            where.append(self.world)
+        if self.field:
+            where.append(f"field {self.field!r}")
+        return f"{', '.join(where)}: {self.message}"
+
+
+class WorldsFileError(CatalogError):
+    """A worlds file that cannot be used; lists every problem found."""
+
+    def __init__(self, path: Path, problems: Sequence[CatalogProblem]) -> None:
+        self.path = path
+        self.problems = tuple(problems)
+        lines = [problem.render(path) for problem in self.problems]
+        if len(lines) == 1:
+            message = lines[0]
+        else:
+            message = f"{path} has {len(lines)} problems:\n" + "\n".join(f"- {x}" for x in lines)
+        super().__init__(message)
+
+
+class UnknownWorld(CatalogError):
+    """The catalog has no world with this id."""
+
+
+class UnusableWorld(CatalogError):
+    """The catalog has the world but the pipeline cannot populate it (no prompt, bad id)."""
+
+    def __init__(self, world_id: str, reason: str) -> None:
+        self.world_id = world_id
+        self.reason = reason
+        super().__init__(f"world {world_id!r} cannot be populated: {reason}")
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key repeated in one mapping (PyYAML keeps the last)."""
+
+
+def _construct_unique_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> Any:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)  # type: ignore[no-untyped-call]
+        if isinstance(key, Hashable) and key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"key {key!r} appears twice in one mapping", key_node.start_mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node, deep=True)
+
+
+_UniqueKeyLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
+    _construct_unique_mapping,  # type: ignore[arg-type]
+)
+
+
+def default_worlds_file() -> Path:
+    """The worlds file named by ``GENERIA_WORLDS_FILE``, else ``worlds.yaml``."""
+    return Path(os.environ.get(WORLDS_FILE_VARIABLE) or DEFAULT_WORLDS_FILE)
+
+
+def load_worlds_file(path: str | os.PathLike[str]) -> list[WorldSpec]:
+    """Read and validate a worlds file; raise ``WorldsFileError`` listing every problem."""
+    path = Path(path)
+    document = _read_yaml(path)
+    if not isinstance(document, dict):
+        raise WorldsFileError(
+            path,
+            [
+                CatalogProblem(
+                    f"the file is {_kind(document)}; expected a mapping with a 'worlds' list"
+                )
+            ],
+        )
+    problems = [
+        CatalogProblem(f"unknown top-level key {key!r}; the only key is 'worlds'")
+        for key in document
+        if key != "worlds"
+    ]
+    entries = document.get("worlds")
+    if not isinstance(entries, list):
+        if "worlds" not in document:
+            problems.append(CatalogProblem("missing the 'worlds' list", field="worlds"))
+        else:
+            problems.append(
+                CatalogProblem(
+                    f"is {_kind(entries)}; expected a list of worlds ('worlds: []' for none)",
+                    field="worlds",
+                )
+            )
+        raise WorldsFileError(path, problems)
+
+    specs: list[WorldSpec] = []
+    first_index: dict[str, int] = {}
+    for index, entry in enumerate(entries):
+        label = _world_label(index, entry)
+        if not isinstance(entry, dict):
+            problems.append(CatalogProblem(f"is {_kind(entry)}; expected a mapping", world=label))
+            continue
+        try:
+            spec = WorldSpec.model_validate(entry)
+        except ValidationError as exc:
+            problems.extend(_problems(exc, label))
+            continue
+        if spec.id in first_index:
+            problems.append(
+                CatalogProblem(
+                    f"duplicate id {spec.id!r}, already used by worlds[{first_index[spec.id]}]",
+                    world=label,
+                    field="id",
+                )
+            )
+            continue
+        first_index[spec.id] = index
+        specs.append(spec)
+    if problems:
+        raise WorldsFileError(path, problems)
+    return specs
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise WorldsFileError(
+            path,
+            [CatalogProblem(f"no such file (set {WORLDS_FILE_VARIABLE} to the catalog's path)")],
+        ) from None
+    except IsADirectoryError:
+        raise WorldsFileError(path, [CatalogProblem("is a directory, not a file")]) from None
+    except UnicodeDecodeError as exc:
+        raise WorldsFileError(
+            path, [CatalogProblem(f"is not UTF-8 text (byte {exc.start})")]
+        ) from None
+    except OSError as exc:
+        raise WorldsFileError(path, [CatalogProblem(f"cannot be read: {exc.strerror}")]) from None
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise WorldsFileError(path, [CatalogProblem(f"invalid YAML{where}: {problem}")]) from None
+
+
+def _kind(value: object) -> str:
+    """What a YAML value is, in words ("a list", "a date", "empty")."""
+    if value is None:
+        return "empty"
+    for types, words in (
+        (bool, "a boolean"),
+        ((int, float), "a number"),
+        (str, "a string"),
+        (list, "a list"),
+        (dict, "a mapping"),
+        (date, "a date"),
+    ):
+        if isinstance(value, types):
+            return words
+    return f"a {type(value).__name__}"
+
+
+def _world_label(index: int, entry: object) -> str:
+    world_id = entry.get("id") if isinstance(entry, dict) else None
+    return f"worlds[{index}] (id {world_id!r})" if isinstance(world_id, str) else f"worlds[{index}]"
+
+
+def _problems(exc: ValidationError, label: str) -> list[CatalogProblem]:
+    problems = []
+    for error in exc.errors():
+        path = ".".join(str(part) for part in error["loc"])
+        problems.append(CatalogProblem(_explain(error), world=label, field=path or None))
+    return problems
+
+
+def _explain(error: Any) -> str:
+    """A pydantic error as a person would phrase it, with the offending value."""
+    kind, loc = error["type"], error["loc"]
+    if kind == "missing":
+        return "is missing; every world needs a prompt" if loc == ("prompt",) else "is missing"
+    if kind == "extra_forbidden":
+        return "is not a known field (check the spelling)"
+    if kind == "string_too_short":
+        return "is empty" if loc != ("prompt",) else "is empty; every world needs a prompt"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if kind == "value_error":
+        return message
+    return f"{message[:1].lower()}{message[1:]} (got {error.get('input')!r})"
+
+
+@dataclass(frozen=True)
+class SkippedWorld:
+    """A catalog world the pipeline leaves alone, and why."""
+
+    world_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class CatalogListing:
+    """The usable worlds of a catalog, and what was skipped or adjusted on the way."""
+
+    source: str
+    worlds: tuple[WorldSpec, ...]
+    skipped: tuple[SkippedWorld, ...] = ()
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def ids(self) -> list[str]:
+        return [world.id for world in self.worlds]
+
+
+class WorldCatalog(Protocol):
+    """Where the worlds come from; both methods may do I/O, so both are async."""
+
+    @property
+    def source(self) -> str:
+        """A short description for logs and metadata (never a secret)."""
+        ...
+
+    async def list_worlds(self) -> CatalogListing: ...
+
+    async def get_world(self, world_id: str) -> WorldSpec: ...
+
+
+class FileCatalog:
+    """The worlds of a YAML file, re-read on every call so edits apply without a reload."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+
+    @property
+    def source(self) -> str:
+        return f"file {self.path}"
+
+    async def list_worlds(self) -> CatalogListing:
+        specs = await asyncio.to_thread(load_worlds_file, self.path)
+        return CatalogListing(self.source, tuple(specs))
+
+    async def get_world(self, world_id: str) -> WorldSpec:
+        specs = await asyncio.to_thread(load_worlds_file, self.path)
+        for spec in specs:
+            if spec.id == world_id:
+                return spec
+        known = ", ".join(spec.id for spec in specs[:10]) or "none"
+        raise UnknownWorld(f"{self.path} has no world {world_id!r} (worlds: {known})")
+
+
+class WorldSource(Protocol):
+    """What ServiceCatalog needs of the World service client."""
+
+    async def all_worlds(self) -> list[World]: ...
+
+    async def get_world(self, world_id: str) -> World: ...
+
+
+@dataclass(frozen=True)
+class MappedWorld:
+    """A service world translated: the spec, or why it was skipped; plus adjustments."""
+
+    world_id: str
+    spec: WorldSpec | None
+    skipped: str | None = None
+    notes: tuple[str, ...] = ()
+
+
+def _count(value: int, default: int, maximum: int, what: str, source: str, notes: list[str]) -> int:
+    if value <= 0:
+        notes.append(f"{source} is {value}; using the default {default} {what}")
+        return default
+    if value > maximum:
+        notes.append(f"{source} is {value}; capped at the platform's maximum {maximum} {what}")
+        return maximum
+    return value
+
+
+def map_world(world: World) -> MappedWorld:
+    """Translate a World service record into a ``WorldSpec``.
+
+    - ``users_count`` is the world's character target (CreateWorld's ``characters_count``
+      lands there); 0 means unset and takes the platform default 25, more than 40 is capped.
+    - ``posts_count`` becomes ``posts_per_day``: the platform's number is what one
+      generation pass of the world produces (1-250, CreateWorld's ``posts_count``), and the
+      pipeline's pass is a day, so the world owner's number keeps its meaning and its
+      bounds. 0 takes the default 10, more than 250 is capped.
+    - ``params`` (JSON) may carry ``{"pipeline": {"posts_per_day": n, "budget": {...}}}``
+      to override the daily count and the budgets; a malformed block is noted and ignored.
+    """
+    notes: list[str] = []
+    try:
+        validate_world_key(world.id)
+    except InvalidWorldKey as exc:
+        return MappedWorld(world.id, None, skipped=str(exc))
+    if not world.prompt.strip():
+        return MappedWorld(world.id, None, skipped="it has no prompt")
+    prefix = f"world {world.id!r}: "
+    characters = _count(
+        world.users_count, DEFAULT_CHARACTERS, MAX_CHARACTERS, "characters", "users_count", notes
+    )
+    posts = _count(
+        world.posts_count,
+        DEFAULT_POSTS_PER_DAY,
+        MAX_POSTS_PER_DAY,
+        "posts a day",
+        "posts_count",
+        notes,
+    )
+    fields: dict[str, Any] = {
+        "id": world.id,
+        "name": world.name,
+        "prompt": world.prompt,
+        "description": world.description,
+        "characters": characters,
+        "posts_per_day": posts,
+    }
+    overrides = _pipeline_params(world.params, notes)
+    try:
+        spec = WorldSpec.model_validate({**fields, **overrides})
+    except ValidationError as exc:
+        details = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {_explain(e)}" for e in exc.errors()
+        )
+        notes.append(f"params.{PARAMS_KEY} ignored ({details})")
+        spec = WorldSpec.model_validate(fields)
+    return MappedWorld(world.id, spec, notes=tuple(prefix + note for note in notes))
+
+
+def _pipeline_params(params: str | None, notes: list[str]) -> dict[str, Any]:
+    if not params:
+        return {}
+    try:
+        decoded = json.loads(params)
+    except ValueError:
+        notes.append("params is not JSON; pipeline overrides ignored")
+        return {}
+    block = decoded.get(PARAMS_KEY) if isinstance(decoded, dict) else None
+    if block is None:
+        return {}
+    if not isinstance(block, dict):
+        notes.append(f"params.{PARAMS_KEY} is not an object; ignored")
+        return {}
+    allowed = {"posts_per_day", "budget"}
+    unknown = sorted(set(block) - allowed)
+    if unknown:
+        notes.append(f"params.{PARAMS_KEY} keys {unknown} are not used (only {sorted(allowed)})")
+    return {key: value for key, value in block.items() if key in allowed}
+
+
+class ServiceCatalog:
+    """The worlds of the World service, mapped by ``map_world``; unusable ones are skipped."""
+
+    def __init__(self, world_client: WorldSource) -> None:
+        self._client = world_client
+
+    @property
+    def source(self) -> str:
+        return "World service"
+
+    async def list_worlds(self) -> CatalogListing:
+        worlds: list[WorldSpec] = []
+        skipped: list[SkippedWorld] = []
+        notes: list[str] = []
+        seen: set[str] = set()
+        for world in await self._client.all_worlds():
+            mapped = map_world(world)
+            notes.extend(mapped.notes)
+            if mapped.spec is None:
+                skipped.append(SkippedWorld(world.id, mapped.skipped or "unusable"))
+            elif mapped.spec.id in seen:
+                skipped.append(SkippedWorld(world.id, "the service listed this id twice"))
+            else:
+                seen.add(mapped.spec.id)
+                worlds.append(mapped.spec)
+        return CatalogListing(self.source, tuple(worlds), tuple(skipped), tuple(notes))
+
+    async def get_world(self, world_id: str) -> WorldSpec:
+        validate_world_key(world_id)
+        mapped = map_world(await self._client.get_world(world_id))
+        if mapped.spec is None:
+            raise UnusableWorld(world_id, mapped.skipped or "unusable")
+        return mapped.spec
