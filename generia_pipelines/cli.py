@@ -19,11 +19,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from generia_pipelines.local.stack import StackConfig
+    from generia_pipelines.local.stack import StackComponent, StackConfig
 
 DEFAULT_DATA_DIR = Path(".generia/stack")
-DEFAULT_PORTS = {"character": 50051, "media": 50052, "post": 50053, "world": 50054, "http": 8700}
-_PORT_ORDER = ("character", "media", "post", "world", "http")
+DEFAULT_PORTS = {
+    "character": 50051,
+    "media": 50052,
+    "post": 50053,
+    "world": 50054,
+    "http": 8700,
+    "runware": 8701,
+}
+_PORT_ORDER = ("character", "media", "post", "world", "http", "runware")
 _FAULT_FIELDS: dict[str, Callable[[str], Any]] = {
     "latency_s": float,
     "error_rate": float,
@@ -87,8 +94,8 @@ def _add_stack_parser(subparsers: Any) -> None:
         "--port-base",
         type=int,
         default=None,
-        help="character, media, post, world, http on N..N+4 (0: free ports); "
-        "default 50051-50054 and 8700",
+        help="character, media, post, world, http, runware on N..N+5 (0: free ports); "
+        "default 50051-50054, 8700 and 8701",
     )
     for name in _PORT_ORDER:
         parser.add_argument(
@@ -115,6 +122,9 @@ def _add_stack_parser(subparsers: Any) -> None:
         help="presigned URL lifetime in seconds (default: %(default)s)",
     )
     parser.add_argument("--seed", type=int, default=0, help="fault injection RNG seed")
+    parser.add_argument(
+        "--no-runware", action="store_true", help="do not start the Runware stand-in"
+    )
     parser.set_defaults(handler=_run_stack)
 
 
@@ -129,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run_stack(args: argparse.Namespace) -> int:
+    from generia_pipelines.local.runware_standin import RunwareComponent
     from generia_pipelines.local.stack import StackConfig
 
     ports = stack_ports(args)
@@ -145,17 +156,22 @@ def _run_stack(args: argparse.Namespace) -> int:
         honour_idempotency=not args.no_idempotency,
         seed=args.seed,
     )
+    components = [] if args.no_runware else [RunwareComponent(ports["runware"], seed=args.seed)]
     try:
-        return asyncio.run(serve_stack(config, args.fault))
+        return asyncio.run(serve_stack(config, args.fault, components))
     except KeyboardInterrupt:
         return 130
 
 
-async def serve_stack(config: StackConfig, faults: Sequence[dict[str, Any]] = ()) -> int:
+async def serve_stack(
+    config: StackConfig,
+    faults: Sequence[dict[str, Any]] = (),
+    components: Sequence[StackComponent] = (),
+) -> int:
     """Start the stack, print its environment, wait for SIGINT/SIGTERM, stop cleanly."""
     from generia_pipelines.local.stack import LocalStack
 
-    stack = LocalStack(config)
+    stack = LocalStack(config, components)
     try:
         for command in faults:
             stack.faults.apply(command)

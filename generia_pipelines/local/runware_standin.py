@@ -675,6 +675,27 @@ async def start(
     return standin
 
 
+class RunwareComponent:
+    """The stand-in as a part of the local stack: exports ``RUNWARE_URL`` and its key."""
+
+    name = "runware"
+
+    def __init__(self, port: int = 0, *, api_key: str = DEFAULT_API_KEY, seed: int = 0) -> None:
+        self.port = port
+        self.api_key = api_key
+        self.seed = seed
+        self.standin: RunwareStandin | None = None
+
+    async def start(self, host: str) -> dict[str, str]:
+        self.standin = await start(host, self.port, api_key=self.api_key, seed=self.seed)
+        return {"RUNWARE_URL": self.standin.url, "RUNWARE_API_KEY": self.api_key}
+
+    async def stop(self) -> None:
+        if self.standin is not None:
+            standin, self.standin = self.standin, None
+            await standin.stop()
+
+
 class ThreadedRunwareStandin:
     """A stand-in on its own thread and loop, for synchronous callers; bounded start/stop."""
 

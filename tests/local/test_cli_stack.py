@@ -44,11 +44,19 @@ def test_ports() -> None:
         "post": 50053,
         "world": 50054,
         "http": 8700,
+        "runware": 8701,
     }
     shifted = stack_ports(parser.parse_args(["stack", "--port-base", "6000"]))
-    assert list(shifted.values()) == [6000, 6001, 6002, 6003, 6004]
+    assert list(shifted.values()) == [6000, 6001, 6002, 6003, 6004, 6005]
     free = stack_ports(parser.parse_args(["stack", "--port-base", "0", "--http-port", "9000"]))
-    assert free == {"character": 0, "media": 0, "post": 0, "world": 0, "http": 9000}
+    assert free == {
+        "character": 0,
+        "media": 0,
+        "post": 0,
+        "world": 0,
+        "http": 9000,
+        "runware": 0,
+    }
 
 
 def test_stack_options() -> None:
@@ -76,7 +84,7 @@ def test_stack_runs_in_the_foreground_until_sigterm(tmp_path: Path) -> None:
         assert proc.stdout is not None
         env: dict[str, str] = {}
         deadline = time.monotonic() + 20
-        while len(env) < 5 and time.monotonic() < deadline:
+        while len(env) < 7 and time.monotonic() < deadline:
             line = proc.stdout.readline()
             if not line:
                 break
@@ -89,6 +97,8 @@ def test_stack_runs_in_the_foreground_until_sigterm(tmp_path: Path) -> None:
             "GENERIA_POST_ADDR",
             "GENERIA_WORLD_ADDR",
             "GENERIA_STACK_URL",
+            "RUNWARE_URL",
+            "RUNWARE_API_KEY",
         }, proc.stderr.read() if proc.stderr else ""
         with grpc.insecure_channel(env["GENERIA_WORLD_ADDR"]) as channel:
             stub = world_pb2_grpc.WorldServiceStub(channel)
@@ -96,6 +106,7 @@ def test_stack_runs_in_the_foreground_until_sigterm(tmp_path: Path) -> None:
                 stub.GetWorld(world_pb2.GetWorldRequest(world_id="x"), timeout=5)
             assert info.value.code() == grpc.StatusCode.INTERNAL  # type: ignore[attr-defined]
         assert httpx.get(env["GENERIA_STACK_URL"] + "/healthz", timeout=5).status_code == 200
+        assert env["RUNWARE_URL"].startswith("ws://127.0.0.1:")
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=15) == 0
         assert (tmp_path / "data" / "world.db").is_file()
