@@ -50,6 +50,7 @@ from generia_pipelines.budget import SETUP_PERIOD, Budget, BudgetExceeded, Spend
 from generia_pipelines.clients.errors import ConfigError, GeneriaError
 from generia_pipelines.generation.planning import (
     AVATARS,
+    BRIEFS,
     CHARACTERS,
     POSTS,
     UnitKey,
@@ -204,11 +205,13 @@ class Unit:
 
     @property
     def slot_number(self) -> int | None:
-        return None if self.kind == AVATARS else int(self.slot)
+        return None if self.kind in (AVATARS, BRIEFS) else int(self.slot)
 
     @property
     def remote_id(self) -> str | None:
         """The id of what the unit created: the character, the post, or the avatar's media."""
+        if self.kind == BRIEFS:
+            return None
         if self.kind == CHARACTERS:
             return self.character_id
         if self.kind == POSTS:
@@ -667,8 +670,13 @@ class Ledger:
         different one first, yours is a duplicate on the platform (kept as an orphan).
         """
         kind = parse_unit_key(key).kind
-        column = {CHARACTERS: "character_id", POSTS: "post_id", AVATARS: "media_id"}[kind]
-        if kind != AVATARS:
+        column = {
+            CHARACTERS: "character_id",
+            POSTS: "post_id",
+            AVATARS: "media_id",
+            BRIEFS: "media_id",
+        }[kind]
+        if kind in (CHARACTERS, POSTS):
             _require(remote_id, "remote_id")
 
         def change(unit: Unit, _: Connection) -> dict[str, Any]:

@@ -14,11 +14,12 @@ from typing import Literal
 
 from generia_pipelines.partitions import parse_day, validate_world_key
 
-UnitKind = Literal["characters", "avatars", "posts"]
+UnitKind = Literal["briefs", "characters", "avatars", "posts"]
+BRIEFS: UnitKind = "briefs"
 CHARACTERS: UnitKind = "characters"
 AVATARS: UnitKind = "avatars"
 POSTS: UnitKind = "posts"
-UNIT_KINDS: tuple[UnitKind, ...] = (CHARACTERS, AVATARS, POSTS)
+UNIT_KINDS: tuple[UnitKind, ...] = (BRIEFS, CHARACTERS, AVATARS, POSTS)
 #: Longest unit key: 'avatars/' + 64-char world + '/' + 128-char character id.
 UNIT_KEY_MAX = 255
 CHARACTER_ID_MAX = 128
@@ -41,12 +42,14 @@ class UnitKey:
     def __str__(self) -> str:
         if self.kind == POSTS:
             return f"{POSTS}/{self.world_id}/{self.partition}/{self.slot}"
+        if self.kind == BRIEFS:
+            return f"{BRIEFS}/{self.world_id}"
         return f"{self.kind}/{self.world_id}/{self.slot}"
 
     @property
     def slot_number(self) -> int | None:
         """The slot as a number (None for avatars, whose slot is a character id)."""
-        return None if self.kind == AVATARS else int(self.slot)
+        return None if self.kind in (AVATARS, BRIEFS) else int(self.slot)
 
 
 def _slot(slot: int) -> str:
@@ -68,6 +71,11 @@ def _character_id(character_id: str) -> str:
 
 def _day(day: date | str) -> str:
     return parse_day(day).isoformat()
+
+
+def brief_key(world_id: str) -> str:
+    """``briefs/{world}``: the world's generated description, paid for once."""
+    return f"{BRIEFS}/{validate_world_key(world_id)}"
 
 
 def character_key(world_id: str, slot: int) -> str:
@@ -97,6 +105,9 @@ def parse_unit_key(key: str) -> UnitKey:
         elif parts[0] == CHARACTERS and len(parts) == 3:
             rebuilt = character_key(parts[1], _int(parts[2]))
             parsed = UnitKey(CHARACTERS, parts[1], "", parts[2])
+        elif parts[0] == BRIEFS and len(parts) == 2:
+            rebuilt = brief_key(parts[1])
+            parsed = UnitKey(BRIEFS, parts[1], "", "")
         elif parts[0] == AVATARS and len(parts) == 3:
             rebuilt = avatar_key(parts[1], parts[2])
             parsed = UnitKey(AVATARS, parts[1], "", parts[2])

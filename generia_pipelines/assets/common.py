@@ -1,0 +1,252 @@
+"""What every asset shares: the per-world work context, bounded fan-out, and metadata.
+
+A ``WorldWork`` wraps the ledger, the budget and the providers for one world and period, so
+asset bodies read as the data flow: reuse what the ledger holds, reserve budget, pay, record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, TypeVar
+
+from dagster import (
+    Backoff,
+    Failure,
+    Jitter,
+    MetadataValue,
+    RetryPolicy,
+)
+from pydantic import BaseModel
+
+from generia_pipelines.budget import IMAGE_USD, TEXT_USD, Budget, BudgetExceeded
+from generia_pipelines.clients.records import ConfirmedUpload, MediaType
+from generia_pipelines.clients.runware import GeneratedImage
+from generia_pipelines.clients.text.base import TextTask
+from generia_pipelines.clients.upload import PresignedUploader
+from generia_pipelines.generation.prompts import Prompt
+from generia_pipelines.ledger import Ledger, Stage, StoredImage, Unit
+from generia_pipelines.resources.grpc import MediaResource
+from generia_pipelines.resources.runware import RunwareResource
+from generia_pipelines.resources.text import TextGenerationResource
+
+GROUP = "generia"
+#: Dagster pools: cap Runware and text-model pressure across concurrent runs.
+RUNWARE_POOL = "runware"
+TEXT_POOL = "text_model"
+#: Step retries: transient trouble outlives the clients' own retries now and then.
+RETRY = RetryPolicy(max_retries=3, delay=1.0, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS)
+
+T = TypeVar("T", bound=BaseModel)
+ItemT = TypeVar("ItemT")
+
+
+class Outcome(StrEnum):
+    CREATED = "created"
+    REUSED = "reused"
+
+
+@dataclass
+class Tally:
+    """Per-asset counts shown in the UI: what was made now, reused from before, or failed."""
+
+    created: int = 0
+    reused: int = 0
+    failed: dict[str, str] = field(default_factory=dict)
+    started: float = field(default_factory=time.monotonic)
+
+    def add(self, outcome: Outcome) -> None:
+        if outcome is Outcome.CREATED:
+            self.created += 1
+        else:
+            self.reused += 1
+
+    def metadata(self) -> dict[str, Any]:
+        return {
+            "created": self.created,
+            "reused": self.reused,
+            "failed": len(self.failed),
+            "duration_s": round(time.monotonic() - self.started, 3),
+        }
+
+
+async def fan_out(
+    items: Sequence[ItemT],
+    key: Callable[[ItemT], str],
+    work: Callable[[ItemT], Awaitable[Outcome]],
+    *,
+    limit: int,
+    log: logging.Logger | Any,
+    what: str,
+) -> Tally:
+    """Run ``work`` on every item with at most ``limit`` in flight; collect, don't abort.
+
+    A unit's failure is recorded and the others go on (their progress is in the ledger);
+    an exhausted budget stops the whole step at once, since every further call would fail.
+    """
+    tally = Tally()
+    gate = asyncio.Semaphore(max(1, limit))
+    done = 0
+
+    async def one(item: ItemT) -> None:
+        nonlocal done
+        async with gate:
+            try:
+                tally.add(await work(item))
+            except BudgetExceeded:
+                raise
+            except Exception as exc:  # one bad unit must not lose the others' work
+                tally.failed[key(item)] = f"{type(exc).__name__}: {exc}"
+                log.warning(f"{what} {key(item)} failed: {type(exc).__name__}: {exc}")
+            done += 1
+            if done == len(items) or done % 10 == 0:
+                log.info(f"{what}: {done}/{len(items)} done")
+
+    tasks = [asyncio.ensure_future(one(item)) for item in items]
+    try:
+        await asyncio.gather(*tasks)
+    except BudgetExceeded as exc:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise Failure(
+            description=f"budget exhausted, stopping: {exc}",
+            metadata={**tally.metadata(), "budget": str(exc)},
+            allow_retries=False,
+        ) from None
+    return tally
+
+
+def fail_if_any(tally: Tally, what: str) -> None:
+    """Fail the step when units failed, so Dagster retries only those (the rest are done)."""
+    if not tally.failed:
+        return
+    sample = "; ".join(f"{k}: {v}" for k, v in list(tally.failed.items())[:5])
+    raise Failure(
+        description=f"{len(tally.failed)} {what} failed (done ones are kept): {sample}",
+        metadata={**tally.metadata(), "failures": MetadataValue.json(tally.failed)},
+    )
+
+
+@dataclass
+class WorldWork:
+    """One world's ledger, budget and providers for one period ("" = setup, or a date)."""
+
+    world_id: str
+    period: str
+    budget: Budget
+    ledger: Ledger
+    text: TextGenerationResource | None = None
+    runware: RunwareResource | None = None
+    media: MediaResource | None = None
+
+    async def text_for(self, key: str, schema: type[T], prompt: Prompt) -> tuple[T, Outcome]:
+        """The unit's text: from the ledger if paid for already, else generated and recorded."""
+        unit = self.ledger.get(key)
+        if unit is not None and unit.reached(Stage.TEXT_DONE) and unit.payload:
+            return schema.model_validate(unit.payload["value"]), Outcome.REUSED
+        value = await self.generate_text(key, schema, prompt)
+        self.ledger.record_text(key, {"value": value.model_dump(mode="json")})
+        return value, Outcome.CREATED
+
+    async def generate_text(self, key: str, schema: type[T], prompt: Prompt) -> T:
+        """One budgeted text call (not recorded: callers decide which unit it belongs to)."""
+        assert self.text is not None, "text resource missing"
+        self.ledger.spend(
+            self.world_id, self.budget, period=self.period, text_calls=1, usd=TEXT_USD
+        )
+        result = await self.text.generate(TextTask(schema, prompt, self.world_id, key))
+        actual = result.usage.cost_usd or 0.0
+        self.ledger.adjust_spend(self.world_id, period=self.period, usd=actual - TEXT_USD)
+        return result.value
+
+    async def image_for(self, key: str, prompt: str, seed: int) -> tuple[StoredImage, Outcome]:
+        """The unit's image: the paid-for bytes from the ledger, else one new Runware call."""
+        stored = self.ledger.load_image(key)
+        if stored is not None:
+            return stored, Outcome.REUSED
+        assert self.runware is not None, "runware resource missing"
+        self.ledger.spend(self.world_id, self.budget, period=self.period, images=1, usd=IMAGE_USD)
+        image = await self.runware.images().generate(prompt, seed=seed)
+        cost = image.total_cost_usd or 0.0
+        self.ledger.adjust_spend(self.world_id, period=self.period, usd=cost - IMAGE_USD)
+        self.ledger.record_image(key, image.data, _image_meta(image), cost)
+        stored = self.ledger.load_image(key)
+        assert stored is not None
+        return stored, Outcome.CREATED
+
+    async def upload_and_confirm(
+        self, unit: Unit, image: StoredImage, character_id: str, media_type: MediaType
+    ) -> ConfirmedUpload:
+        """Presign → PUT → confirm; resumes after a crash from the media id already PUT."""
+        assert self.media is not None, "media resource missing"
+        uploader: PresignedUploader = self.media.uploader
+        media_id = unit.media_id if unit.reached(Stage.UPLOADED) else None
+        if media_id is None:
+            extension = image.info.meta.get("extension", ".png")
+            uploaded = await uploader.upload(
+                world_id=self.world_id,
+                character_id=character_id,
+                media_type=media_type,
+                filename=f"{unit.key.replace('/', '_')}{extension}",
+                content_type=image.info.content_type,
+                data=image.data,
+                idempotency_key=f"{unit.key}/presign",
+            )
+            media_id = uploaded.media_id
+            self.ledger.record_upload(unit.key, media_id)
+        confirmed = await self.media.client.confirm(
+            media_id, character_id, world_id=self.world_id, idempotency_key=f"{unit.key}/confirm"
+        )
+        self.ledger.record_media(
+            unit.key,
+            media_id,
+            [
+                {"name": v.name, "url": v.url, "width": v.width, "height": v.height}
+                for v in confirmed.variants
+            ],
+        )
+        return confirmed
+
+
+def _image_meta(image: GeneratedImage) -> dict[str, Any]:
+    return {
+        "extension": image.extension,
+        "width": image.width,
+        "height": image.height,
+        "seed": image.seed,
+        "prompt": image.prompt,
+        "enhanced_prompt": image.enhanced_prompt,
+        "model": image.model,
+        "task_uuid": image.task_uuid,
+        "image_uuid": image.image_uuid,
+    }
+
+
+def variant_url(unit: Unit, name: str = "medium") -> str:
+    """A confirmed unit's image URL (the named variant, else the first)."""
+    for variant in unit.variants:
+        if variant.get("name") == name:
+            return str(variant.get("url", ""))
+    return str(unit.variants[0].get("url", "")) if unit.variants else ""
+
+
+def image_gallery(items: Iterable[tuple[str, str]], limit: int = 12) -> MetadataValue:
+    """Markdown image previews (Dagster has no image metadata type)."""
+    cells = [f"![{label}]({url})" for label, url in items if url][:limit]
+    return MetadataValue.md(" ".join(cells) if cells else "_no images yet_")
+
+
+def table_md(
+    header: Sequence[str], rows: Iterable[Sequence[Any]], limit: int = 20
+) -> MetadataValue:
+    """A small markdown table preview for the UI."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in list(rows)[:limit]:
+        cells = [str(cell).replace("|", "\\|").replace("\n", " ")[:120] for cell in row]
+        lines.append("| " + " | ".join(cells) + " |")
+    return MetadataValue.md("\n".join(lines))

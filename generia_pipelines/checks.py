@@ -1,0 +1,121 @@
+"""Asset checks, run inside each partition's materialization (they need its partition).
+
+Each returns an ``AssetCheckResult``; the assets declare the matching ``AssetCheckSpec``s.
+Platform-facing checks ask the platform itself, not the ledger, what exists.
+"""
+
+from __future__ import annotations
+
+import re
+
+from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, MetadataValue
+
+from generia_pipelines.clients.errors import RpcError
+from generia_pipelines.clients.platform import CharacterClient, MediaClient, PostClient
+from generia_pipelines.generation.schemas import PostDraft
+from generia_pipelines.ledger import Ledger, Unit
+
+CHARACTER_COUNT = "character_count_reached"
+AVATARS_CONFIRMED = "every_character_has_confirmed_avatar"
+CAPTION_RULES = "captions_and_tags_within_limits"
+POST_IMAGES_OWNED = "every_post_image_confirmed_and_owned_by_author"
+NO_DUPLICATES = "no_duplicate_units"
+
+CAPTION_MAX = 2200
+TAGS_MAX = 10
+_TAG = re.compile(r"^[a-z0-9_]{1,32}$")
+
+
+def specs(asset: str, *names: str) -> list[AssetCheckSpec]:
+    return [AssetCheckSpec(name, asset=asset) for name in names]
+
+
+def character_count(units: list[Unit], target: int) -> AssetCheckResult:
+    made = sum(1 for u in units if u.done and u.character_id)
+    return AssetCheckResult(
+        check_name=CHARACTER_COUNT,
+        passed=made >= target,
+        metadata={"characters": made, "target": target},
+    )
+
+
+async def avatars_confirmed(
+    people: list[Unit],
+    ledger: Ledger,
+    avatar_keys: list[str],
+    client: CharacterClient,
+    world_id: str,
+) -> AssetCheckResult:
+    """Every created character carries, on the platform, the avatar the ledger confirmed."""
+    problems: dict[str, str] = {}
+    for person, key in zip(people, avatar_keys, strict=True):
+        unit = ledger.get(key)
+        if unit is None or not unit.done or not unit.variants:
+            problems[str(person.character_id)] = "no confirmed avatar"
+            continue
+        remote = await client.get_character(str(person.character_id), world_id=world_id)
+        if remote.avatar_media_id != unit.media_id:
+            problems[str(person.character_id)] = (
+                f"platform avatar {remote.avatar_media_id} != confirmed {unit.media_id}"
+            )
+    return AssetCheckResult(
+        check_name=AVATARS_CONFIRMED,
+        passed=not problems,
+        metadata={"characters": len(people), "problems": MetadataValue.json(problems)},
+    )
+
+
+def caption_rules(drafts: list[PostDraft]) -> AssetCheckResult:
+    problems = []
+    for index, draft in enumerate(drafts):
+        if not draft.caption.strip() or len(draft.caption) > CAPTION_MAX:
+            problems.append(f"draft {index}: caption length {len(draft.caption)}")
+        if not 1 <= len(draft.tags) <= TAGS_MAX or len(set(draft.tags)) != len(draft.tags):
+            problems.append(f"draft {index}: {len(draft.tags)} tags (or repeated)")
+        problems.extend(f"draft {index}: bad tag {t!r}" for t in draft.tags if not _TAG.match(t))
+    return AssetCheckResult(
+        check_name=CAPTION_RULES,
+        passed=not problems,
+        metadata={"drafts": len(drafts), "problems": MetadataValue.json(problems[:50])},
+    )
+
+
+async def post_images_owned(
+    published: list[Unit], post_client: PostClient, media_client: MediaClient, world_id: str
+) -> AssetCheckResult:
+    """Ask the platform: each post's media exists, is confirmed, and is its author's."""
+    problems: dict[str, str] = {}
+    for unit in published:
+        try:
+            remote = await post_client.get_post(str(unit.post_id), world_id=world_id)
+            media = await media_client.get_media(remote.media_id, world_id=world_id)
+        except RpcError as exc:
+            problems[unit.key] = str(exc)
+            continue
+        if media.character_id != remote.character_id:
+            problems[unit.key] = f"media {media.media_id} belongs to {media.character_id}"
+        elif not media.variants:
+            problems[unit.key] = f"media {media.media_id} is not confirmed"
+    return AssetCheckResult(
+        check_name=POST_IMAGES_OWNED,
+        passed=not problems,
+        metadata={"posts": len(published), "problems": MetadataValue.json(problems)},
+    )
+
+
+def no_duplicates(ledger: Ledger, world_id: str) -> AssetCheckResult:
+    found = ledger.duplicates(world_id)
+    return AssetCheckResult(
+        check_name=NO_DUPLICATES,
+        passed=not found,
+        severity=AssetCheckSeverity.ERROR,
+        metadata={
+            "duplicates": len(found),
+            "details": MetadataValue.json(
+                [
+                    {"remote_id": d.remote_id, "units": list(d.unit_keys), "reason": d.reason}
+                    for d in found[:50]
+                ]
+            ),
+        },
+    )
