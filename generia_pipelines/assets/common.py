@@ -91,14 +91,19 @@ async def fan_out(
     tally = Tally()
     gate = asyncio.Semaphore(max(1, limit))
     done = 0
+    exhausted: list[BudgetExceeded] = []
 
     async def one(item: ItemT) -> None:
         nonlocal done
         async with gate:
+            if exhausted:  # the budget ran out: start nothing new, let in-flight work land
+                tally.failed[key(item)] = "not started: budget exhausted"
+                return
             try:
                 tally.add(await work(item))
-            except BudgetExceeded:
-                raise
+            except BudgetExceeded as exc:
+                exhausted.append(exc)
+                tally.failed[key(item)] = str(exc)
             except Exception as exc:  # one bad unit must not lose the others' work
                 tally.failed[key(item)] = f"{type(exc).__name__}: {exc}"
                 log.warning(f"{what} {key(item)} failed: {type(exc).__name__}: {exc}")
@@ -106,18 +111,13 @@ async def fan_out(
             if done == len(items) or done % 10 == 0:
                 log.info(f"{what}: {done}/{len(items)} done")
 
-    tasks = [asyncio.ensure_future(one(item)) for item in items]
-    try:
-        await asyncio.gather(*tasks)
-    except BudgetExceeded as exc:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+    await asyncio.gather(*(one(item) for item in items))
+    if exhausted:
         raise Failure(
-            description=f"budget exhausted, stopping: {exc}",
-            metadata={**tally.metadata(), "budget": str(exc)},
+            description=f"budget exhausted, stopped {what} (finished work is kept): {exhausted[0]}",
+            metadata={**tally.metadata(), "budget": str(exhausted[0])},
             allow_retries=False,
-        ) from None
+        )
     return tally
 
 

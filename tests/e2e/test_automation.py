@@ -1,0 +1,107 @@
+"""The sensor, the schedule and the code location as Dagster loads them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from dagster import (
+    DagsterInstance,
+    MultiPartitionKey,
+    SensorResult,
+    build_schedule_context,
+    build_sensor_context,
+    partition_loading_context,
+)
+from pipeline_helpers import Bed
+
+from generia_pipelines.automation import daily_posts_schedule, new_worlds_sensor
+from generia_pipelines.definitions import defs
+from generia_pipelines.resources.catalog import CatalogResource
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _evaluate(
+    instance: DagsterInstance, worlds_file: Path, cursor: str | None = None
+) -> SensorResult:
+    context = build_sensor_context(
+        instance=instance,
+        resources={"catalog": CatalogResource(worlds_file=str(worlds_file))},
+        cursor=cursor,
+    )
+    result = new_worlds_sensor(context)
+    assert isinstance(result, SensorResult)
+    return result
+
+
+def test_sensor_adds_new_worlds_and_requests_their_setup(
+    bed: Bed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("GENERIA_WORLD_ADDR", raising=False)
+    monkeypatch.setenv("GENERIA_BACKFILL_DAYS", "0")
+    first = _evaluate(bed.instance, bed.worlds_file)
+    assert [r.partition_keys for r in first.dynamic_partitions_requests] == [["neon-harbor"]]
+    assert [(r.job_name, r.partition_key) for r in first.run_requests or []] == [
+        ("populate_world", "neon-harbor")
+    ]
+    bed.instance.add_dynamic_partitions("worlds", ["neon-harbor"])
+    again = _evaluate(bed.instance, bed.worlds_file)
+    assert not again.run_requests and not again.dynamic_partitions_requests
+    assert again.skip_reason is not None
+
+
+def test_sensor_requests_past_days_once_setup_has_materialized(
+    bed: Bed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("GENERIA_WORLD_ADDR", raising=False)
+    monkeypatch.setenv("GENERIA_BACKFILL_DAYS", "2")
+    assert bed.setup("neon-harbor").success
+    result = _evaluate(bed.instance, bed.worlds_file)
+    keys = [(r.job_name, r.partition_key) for r in result.run_requests or []]
+    assert [job for job, _ in keys] == ["daily_posts", "daily_posts"]
+    for _, key in keys:
+        assert isinstance(key, MultiPartitionKey)
+        assert key.keys_by_dimension["world"] == "neon-harbor"
+    assert len({r.run_key for r in result.run_requests or []}) == 2
+
+
+def test_sensor_refuses_a_bad_backfill_setting(bed: Bed, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GENERIA_BACKFILL_DAYS", "lots")
+    with pytest.raises(Exception, match="GENERIA_BACKFILL_DAYS='lots'"):
+        _evaluate(bed.instance, bed.worlds_file)
+
+
+def test_schedule_requests_each_worlds_latest_day(bed: Bed) -> None:
+    bed.instance.add_dynamic_partitions("worlds", ["neon-harbor", "salt-flats"])
+    tick = datetime(2026, 11, 24, 6, 0, tzinfo=UTC)
+    context = build_schedule_context(instance=bed.instance, scheduled_execution_time=tick)
+    schedule = defs.resolve_schedule_def(daily_posts_schedule.name)
+    # The daemon evaluates ticks with the instance as the partition store; so does this test.
+    with partition_loading_context(effective_dt=tick, dynamic_partitions_store=bed.instance):
+        requests = list(schedule.evaluate_tick(context).run_requests or [])
+    keys = sorted(str(r.partition_key) for r in requests)
+    assert keys == ["2026-11-23|neon-harbor", "2026-11-23|salt-flats"]
+
+
+def test_definitions_validate_with_dagster_cli(tmp_path: Path) -> None:
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path), "RUNWARE_API_KEY": "validate-only"}
+    result = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "dagster"),
+            "definitions",
+            "validate",
+            "-m",
+            "generia_pipelines.definitions",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=240,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -1,0 +1,112 @@
+"""Retries, crashes and budgets: a re-run does only what is missing, never twice."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from conftest import WORLD
+from pipeline_helpers import Bed
+
+from generia_pipelines.assets.posts import post_images, posts
+
+WORLD_ID = "neon-harbor"
+DAY = "2026-11-21"
+
+
+def _images(bed: Bed) -> int:
+    assert bed.runware.standin is not None
+    return bed.runware.standin.stats.images_generated
+
+
+def _failure_text(result: Any) -> str:
+    return " ".join(
+        str(e.event_specific_data)
+        for e in result.all_events
+        if e.event_type_value == "STEP_FAILURE"
+    )
+
+
+def test_failed_publication_is_retried_by_dagster_without_duplicates(bed: Bed) -> None:
+    assert bed.setup(WORLD_ID).success
+    # INTERNAL is not retried by the client: three posts fail, the step fails, Dagster's
+    # retry policy re-runs the step, which publishes only what is missing.
+    bed.stack.faults.set("CreateAIPost", error_code="INTERNAL", times=3)
+    result = bed.day(WORLD_ID, DAY)
+    assert result.success
+    published = bed.platform(WORLD_ID, "posts")
+    assert len(published) == 6 and len({p["post_id"] for p in published}) == 6
+    assert bed.stack.stats.get("post.CreateAIPost").calls == 6 + 3
+    assert _images(bed) == 4 + 6
+
+
+def test_lost_responses_after_commit_create_no_duplicates(bed: Bed) -> None:
+    bed.stack.faults.set("CreateCharacter", drop_after_commit_rate=1.0, times=2)
+    bed.stack.faults.set("CreateAIPost", drop_after_commit_rate=1.0, times=2)
+    assert bed.setup(WORLD_ID).success
+    assert bed.day(WORLD_ID, DAY).success
+    assert len(bed.platform(WORLD_ID, "characters")) == 4
+    assert len(bed.platform(WORLD_ID, "posts")) == 6
+    assert bed.stack.stats.get("character.CreateCharacter").replays >= 2
+    with bed.ledger() as ledger:
+        assert ledger.duplicates(WORLD_ID) == []
+
+
+def test_runware_failures_are_retried_and_paid_once(bed: Bed) -> None:
+    assert bed.setup(WORLD_ID).success
+    standin = bed.runware.standin
+    assert standin is not None
+    standin.faults.set(fail_next=2, drop_next=1)
+    assert bed.day(WORLD_ID, DAY).success
+    assert len(bed.platform(WORLD_ID, "posts")) == 6
+    with bed.ledger() as ledger:
+        paid = [u for u in ledger.units(WORLD_ID, "posts", DAY) if u.image is not None]
+        assert len(paid) == 6
+
+
+def test_crash_after_images_resumes_from_the_ledger(bed: Bed) -> None:
+    """A run that dies after paying for images but before publishing: the re-run reuses."""
+    assert bed.setup(WORLD_ID).success
+    bed.stack.faults.set("ConfirmUpload", error_code="INTERNAL", times=50)
+    broken = bed.day(WORLD_ID, DAY, raise_on_error=False)
+    assert not broken.success
+    paid = _images(bed)
+    assert paid == 4 + 6  # every post image was generated once, then the confirms failed
+    bed.stack.faults.clear()
+    assert bed.day(WORLD_ID, DAY).success
+    assert _images(bed) == paid  # nothing paid twice
+    assert len(bed.platform(WORLD_ID, "posts")) == 6
+
+
+def test_budget_stops_spending_and_keeps_what_was_done(bed: Bed) -> None:
+    bed.write_worlds([{**WORLD, "budget": {"daily": {"images": 2}}}])
+    assert bed.setup(WORLD_ID).success
+    result = bed.day(WORLD_ID, DAY, raise_on_error=False)
+    assert not result.success
+    text = _failure_text(result)
+    assert "budget" in text and WORLD_ID in text
+    assert _images(bed) == 4 + 2
+    with bed.ledger() as ledger:
+        confirmed = [u for u in ledger.units(WORLD_ID, "posts", DAY) if u.media_id]
+        assert len(confirmed) == 2
+
+    bed.write_worlds([{**WORLD, "budget": {"daily": {"images": 6}}}])
+    assert bed.day(WORLD_ID, DAY, [post_images, posts]).success
+    assert _images(bed) == 4 + 6  # only the four missing images were paid for
+    assert len(bed.platform(WORLD_ID, "posts")) == 6
+
+
+def test_raising_the_character_count_adds_only_new_characters(bed: Bed) -> None:
+    assert bed.setup(WORLD_ID).success
+    first = {p["id"] for p in bed.platform(WORLD_ID, "characters")}
+    bed.write_worlds([{**WORLD, "characters": 6}])
+    assert bed.setup(WORLD_ID).success
+    now = {p["id"] for p in bed.platform(WORLD_ID, "characters")}
+    assert first < now and len(now) == 6
+    assert _images(bed) == 6  # two new avatars only
+
+
+def test_world_missing_from_the_catalog_fails_naming_it(bed: Bed) -> None:
+    result = bed.setup("ghost-town", raise_on_error=False)
+    assert not result.success
+    text = _failure_text(result)
+    assert "ghost-town" in text and "worlds.yaml" in text
