@@ -1,5 +1,8 @@
 """World setup assets (partitioned by world): the brief, the characters, their avatars."""
 
+import json
+from typing import Any
+
 from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
 
 from generia_pipelines import checks
@@ -27,7 +30,7 @@ from generia_pipelines.generation.schemas import (
     WorldBrief,
 )
 from generia_pipelines.ledger import Ledger, Stage, Unit
-from generia_pipelines.partitions import worlds_partitions
+from generia_pipelines.partitions import validate_world_key, worlds_partitions
 from generia_pipelines.resources.catalog import CatalogResource
 from generia_pipelines.resources.grpc import CharacterResource, MediaResource, WorldResource
 from generia_pipelines.resources.ledger import LedgerResource
@@ -56,8 +59,8 @@ PLAN_ROUNDS = 3
 async def world_spec(
     context: AssetExecutionContext, catalog: CatalogResource, world: WorldResource
 ) -> WorldSpec:
-    """The partition's world from the catalog; a world missing there fails clearly."""
-    return await catalog.open(world).get_world(context.partition_key)
+    """The partition's world from the catalog; a bad key or a missing world fails clearly."""
+    return await catalog.open(world).get_world(validate_world_key(context.partition_key))
 
 
 def stored_brief(ledger: Ledger, world_id: str) -> WorldBrief:
@@ -65,6 +68,14 @@ def stored_brief(ledger: Ledger, world_id: str) -> WorldBrief:
     if unit is None or not unit.reached(Stage.TEXT_DONE) or not unit.payload:
         raise Failure(f"world {world_id!r} has no brief yet: materialize world_brief first")
     return WorldBrief.model_validate(unit.payload["value"])
+
+
+def _params(raw: str | None) -> dict[str, Any]:
+    try:
+        value = json.loads(raw or "{}")
+    except json.JSONDecodeError:
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def character_profile(unit: Unit) -> CharacterProfile:
@@ -100,11 +111,11 @@ async def world_brief(
     pushed = False
     unit = book.get(key)
     if world.configured and unit is not None and not unit.done:
-        await world.client.update_world_params(
-            spec.id,
-            {"brief": brief.model_dump(mode="json")},
-            idempotency_key=f"{key}/params",
-        )
+        # Merge into the world's params: other keys belong to the platform.
+        current = await world.client.get_world(spec.id)
+        params = _params(current.params)
+        params["brief"] = brief.model_dump(mode="json")
+        await world.client.update_world_params(spec.id, params, idempotency_key=f"{key}/params")
         pushed = True
     book.record_created(key)
     context.log.info(f"brief of {spec.id} {outcome.value}; pushed to World service: {pushed}")
