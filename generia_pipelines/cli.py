@@ -2,8 +2,9 @@
 
 ``generia-pipelines stack`` runs the local Generia stack in the foreground and prints
 ``export VAR=value`` lines, so ``eval "$(generia-pipelines stack &)"``-style shells or a
-second terminal can point the pipeline at it. Subcommands are argparse subparsers, so
-``demo`` and ``dev`` can be added beside it.
+second terminal can point the pipeline at it. ``demo`` runs the whole pipeline for one
+world against a throwaway-port stack and writes its feed (``generia_pipelines.demo``);
+``dev`` runs the stack and ``dagster dev`` together (``generia_pipelines.dev``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from generia_pipelines.dev import DevOptions
     from generia_pipelines.local.stack import StackComponent, StackConfig
 
 DEFAULT_DATA_DIR = Path(".generia/stack")
@@ -77,18 +79,8 @@ def stack_ports(args: argparse.Namespace) -> dict[str, int]:
     return ports
 
 
-def _add_stack_parser(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "stack",
-        help="run the local Generia stack (gRPC services + object store) in the foreground",
-        description="Run the local Generia stack until SIGINT/SIGTERM; prints export lines.",
-    )
-    parser.add_argument(
-        "--data-dir",
-        type=Path,
-        default=DEFAULT_DATA_DIR,
-        help="SQLite files and objects (default: %(default)s)",
-    )
+def _add_port_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--host``, ``--port-base`` and one flag per port, read back by ``stack_ports``."""
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default: %(default)s)")
     parser.add_argument(
         "--port-base",
@@ -101,6 +93,21 @@ def _add_stack_parser(subparsers: Any) -> None:
         parser.add_argument(
             f"--{name}-port", type=int, default=None, help=f"{name} port (overrides the base)"
         )
+
+
+def _add_stack_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "stack",
+        help="run the local Generia stack (gRPC services + object store) in the foreground",
+        description="Run the local Generia stack until SIGINT/SIGTERM; prints export lines.",
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=DEFAULT_DATA_DIR,
+        help="SQLite files and objects (default: %(default)s)",
+    )
+    _add_port_arguments(parser)
     parser.add_argument("--token", default=None, help="require 'authorization: Bearer TOKEN'")
     parser.add_argument(
         "--fault",
@@ -128,6 +135,146 @@ def _add_stack_parser(subparsers: Any) -> None:
     parser.set_defaults(handler=_run_stack)
 
 
+def _add_demo_parser(subparsers: Any) -> None:
+    from generia_pipelines import demo
+
+    parser = subparsers.add_parser(
+        "demo",
+        help="populate a demo world end to end against a local stack and write its feed",
+        description="Start the local stack on free ports, materialize populate_world and "
+        "daily_posts for one demo world through a persistent Dagster instance, print a "
+        "summary and write the feed as one HTML file. Re-running reuses everything.",
+    )
+    parser.add_argument(
+        "--dir",
+        type=Path,
+        default=demo.DEFAULT_DIR,
+        help="state directory: stack/, dagster_home/, worlds.yaml, feed.html "
+        "(default: %(default)s)",
+    )
+    parser.add_argument("--world-id", default=demo.DEFAULT_WORLD_ID, help="(default: %(default)s)")
+    parser.add_argument("--world-name", default="", help="display name (default: from the id)")
+    parser.add_argument("--prompt", default=demo.DEFAULT_PROMPT, help="the world's theme")
+    parser.add_argument(
+        "--characters", type=int, default=demo.DEFAULT_CHARACTERS, help="(default: %(default)s)"
+    )
+    parser.add_argument(
+        "--posts", type=int, default=demo.DEFAULT_POSTS, help="posts per day (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--days",
+        type=int,
+        default=demo.DEFAULT_DAYS,
+        help="days of posts, ending yesterday (the latest daily partition) (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--data-dir", type=Path, default=None, help="stack data (default: DIR/stack)"
+    )
+    parser.add_argument(
+        "--dagster-home", type=Path, default=None, help="(default: DIR/dagster_home)"
+    )
+    parser.add_argument("--feed", type=Path, default=None, help="(default: DIR/feed.html)")
+    parser.add_argument("--host", default="127.0.0.1", help="bind address (default: %(default)s)")
+    parser.add_argument("--verbose", action="store_true", help="show Dagster's INFO logs")
+    parser.set_defaults(handler=_run_demo)
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from generia_pipelines.demo import DemoOptions, main_demo
+
+    return main_demo(
+        DemoOptions(
+            root=args.dir,
+            world_id=args.world_id,
+            world_name=args.world_name,
+            prompt=args.prompt,
+            characters=args.characters,
+            posts=args.posts,
+            days=args.days,
+            data_dir=args.data_dir,
+            dagster_home=args.dagster_home,
+            feed_path=args.feed,
+            host=args.host,
+            verbose=args.verbose,
+        )
+    )
+
+
+def _add_dev_parser(subparsers: Any) -> None:
+    from generia_pipelines import dev
+
+    parser = subparsers.add_parser(
+        "dev",
+        help="run the local stack and `dagster dev` against it",
+        description="Start the local Generia stack (fixed ports) with the Runware stand-in, "
+        "then `dagster dev -m generia_pipelines.definitions` pointed at it; Ctrl-C stops both.",
+        epilog="Arguments after `--` go to dagster dev.",
+    )
+    parser.add_argument(
+        "--dir",
+        type=Path,
+        default=dev.DEFAULT_DIR,
+        help="state directory: stack/ and dagster_home/ (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--data-dir", type=Path, default=None, help="stack data (default: DIR/stack)"
+    )
+    parser.add_argument(
+        "--dagster-home", type=Path, default=None, help="(default: DIR/dagster_home)"
+    )
+    parser.add_argument(
+        "--worlds-file",
+        type=Path,
+        default=None,
+        help="worlds catalog (default: $GENERIA_WORLDS_FILE, DIR/worlds.yaml or ./worlds.yaml "
+        "if present, else a sample written to DIR/worlds.yaml)",
+    )
+    parser.add_argument(
+        "--world-service",
+        action="store_true",
+        help="use the stack's World service as the catalog instead of a worlds file",
+    )
+    _add_port_arguments(parser)
+    parser.add_argument(
+        "--ui-host", default="127.0.0.1", help="Dagster webserver host (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--ui-port",
+        type=int,
+        default=dev.DEFAULT_UI_PORT,
+        help="Dagster webserver port (default: %(default)s)",
+    )
+    parser.add_argument("dagster_args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    parser.set_defaults(handler=_run_dev)
+
+
+def dev_options(args: argparse.Namespace) -> DevOptions:
+    """The parsed ``dev`` flags as options (separate from running, for tests)."""
+    from generia_pipelines.dev import DevOptions
+
+    extra = list(args.dagster_args)
+    if extra and extra[0] == "--":
+        extra = extra[1:]
+    return DevOptions(
+        root=args.dir,
+        data_dir=args.data_dir,
+        dagster_home=args.dagster_home,
+        worlds_file=args.worlds_file,
+        host=args.host,
+        ports=stack_ports(args),
+        ui_host=args.ui_host,
+        ui_port=args.ui_port,
+        world_service=args.world_service,
+        dagster_args=tuple(extra),
+    )
+
+
+def _run_dev(args: argparse.Namespace) -> int:
+    from generia_pipelines.dev import run_dev
+
+    return run_dev(dev_options(args))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="generia-pipelines", description="Generia world population pipelines."
@@ -135,6 +282,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", default="WARNING", help="(default: %(default)s)")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_stack_parser(subparsers)
+    _add_demo_parser(subparsers)
+    _add_dev_parser(subparsers)
     return parser
 
 

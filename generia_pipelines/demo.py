@@ -1,0 +1,544 @@
+"""``generia-pipelines demo``: the whole pipeline in one command, against a local stack.
+
+Starts the local Generia stack with the Runware stand-in on free ports, writes a worlds file
+with one demo world, then materializes ``populate_world`` and ``daily_posts`` through a
+persistent Dagster instance (so the runs appear in the UI afterwards, e.g. with
+``generia-pipelines dev --dir .generia/demo``), prints a summary and writes the world's
+feed as a self-contained HTML page.
+
+Everything persists under one directory (default ``.generia/demo``): the stack's SQLite
+files and objects (``stack/``), the Dagster instance and the generation ledger
+(``dagster_home/``), the worlds file. A second run therefore reuses what the first made: the
+platform still knows the characters, the ledger knows what was paid for, and nothing is
+created or paid twice.
+
+Days: ``--days N`` materializes the N days ending **yesterday**. The daily partitions end
+at the last complete day (that is what the daily schedule fills each morning), so today has
+no partition yet. The first day must not precede the partitions' start date
+(``GENERIA_POSTS_START_DATE``).
+
+The demo is offline and self-contained: variables that would point it elsewhere (a remote
+platform, another ledger, a paid text model) are removed from its environment for the
+duration of the run, and restored afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+# Dagster, gRPC and the pipeline are imported where used: the CLI imports this module to
+# build its parser, and ``generia-pipelines stack`` should not pay for them.
+
+DEFAULT_DIR = Path(".generia/demo")
+DEFAULT_WORLD_ID = "neon-harbor"
+DEFAULT_WORLD_NAME = "Neon Harbor"
+DEFAULT_PROMPT = (
+    "A rain-soaked harbour megacity of neon signs, night markets and container stacks, "
+    "where smugglers, street poets, noodle cooks, dock mechanics and underground DJs share "
+    "the same flooded alleys between typhoons; retro-futuristic, humid, glowing, tender."
+)
+DEFAULT_CHARACTERS = 8
+DEFAULT_POSTS = 12
+DEFAULT_DAYS = 1
+MAX_DAYS = 366
+DAGSTER_YAML = """\
+# Written by generia-pipelines (demo/dev). A local instance: SQLite storage in this
+# directory; the generation ledger (generia_ledger.sqlite) lives here too.
+telemetry:
+  enabled: false
+"""
+#: Variables that would point a local run away from the local stack and its ledger.
+PLATFORM_VARIABLES = (
+    "GENERIA_WORLD_ADDR",
+    "GENERIA_GRPC_TLS",
+    "GENERIA_GRPC_CA_FILE",
+    "GENERIA_GRPC_TOKEN",
+    "GENERIA_LEDGER_URL",
+)
+#: The demo also stays offline and free: the local text model, the default image settings.
+DEMO_CLEARED_VARIABLES = (
+    *PLATFORM_VARIABLES,
+    "GENERIA_TEXT_BACKEND",
+    "GENERIA_TEXT_BASE_URL",
+    "GENERIA_TEXT_API_KEY",
+    "GENERIA_TEXT_MODEL",
+    "RUNWARE_IMAGE_MODEL",
+    "RUNWARE_ENHANCE_PROMPT",
+)
+#: Quiet: the summary names the cause of a failure; the full logs stay in the instance (UI).
+_QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+_VERBOSE_LOGS = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+
+
+class DemoError(Exception):
+    """The demo cannot run as asked; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    """What the demo populates and where it keeps its state."""
+
+    root: Path = DEFAULT_DIR
+    world_id: str = DEFAULT_WORLD_ID
+    world_name: str = ""
+    prompt: str = DEFAULT_PROMPT
+    characters: int = DEFAULT_CHARACTERS
+    posts: int = DEFAULT_POSTS
+    days: int = DEFAULT_DAYS
+    #: The last day to populate; None means yesterday (the latest daily partition).
+    last_day: date | None = None
+    data_dir: Path | None = None
+    dagster_home: Path | None = None
+    feed_path: Path | None = None
+    host: str = "127.0.0.1"
+    verbose: bool = False
+
+    @property
+    def stack_dir(self) -> Path:
+        return self.data_dir or self.root / "stack"
+
+    @property
+    def home(self) -> Path:
+        return self.dagster_home or self.root / "dagster_home"
+
+    @property
+    def feed(self) -> Path:
+        return self.feed_path or self.root / "feed.html"
+
+    @property
+    def worlds_file(self) -> Path:
+        return self.root / "worlds.yaml"
+
+    @property
+    def name(self) -> str:
+        if self.world_name:
+            return self.world_name
+        if self.world_id == DEFAULT_WORLD_ID:
+            return DEFAULT_WORLD_NAME
+        return self.world_id.replace("-", " ").title()
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """One Dagster run the demo launched."""
+
+    job: str
+    partition: str
+    run_id: str
+    status: str
+    seconds: float
+    error: str | None = None
+
+    @property
+    def success(self) -> bool:
+        return self.status == "SUCCESS"
+
+
+@dataclass(frozen=True)
+class DemoReport:
+    """What the demo did; ``new_*`` and ``*_this_run`` are this run's share of the totals."""
+
+    world_id: str
+    world_name: str
+    days: tuple[str, ...]
+    characters: int = 0
+    new_characters: int = 0
+    avatars: int = 0
+    posts: int = 0
+    new_posts: int = 0
+    images_paid: int = 0
+    ledger_images: int = 0
+    cost_usd_this_run: float = 0.0
+    cost_usd_total: float = 0.0
+    wall_s: float = 0.0
+    runs: tuple[RunOutcome, ...] = ()
+    feed_path: Path | None = None
+    feed_images: int = 0
+    dagster_home: Path = field(default_factory=Path)
+    data_dir: Path = field(default_factory=Path)
+    #: How to open these runs in the Dagster UI against the same stack and ledger.
+    dev_command: str = ""
+    error: str | None = None
+
+    @property
+    def success(self) -> bool:
+        return self.error is None and bool(self.runs) and all(r.success for r in self.runs)
+
+
+def demo_days(days: int, last_day: date | None = None, start: str | None = None) -> list[date]:
+    """The ``days`` days ending at ``last_day`` (default yesterday), oldest first; refuses a
+    day before the world × date partitions' start date."""
+    from generia_pipelines.partitions import parse_day, posts_start_date
+
+    if not 1 <= days <= MAX_DAYS:
+        raise DemoError(f"--days must be within 1..{MAX_DAYS}, got {days}")
+    last = last_day or date.today() - timedelta(days=1)
+    first = last - timedelta(days=days - 1)
+    start_day = parse_day(posts_start_date(start))
+    if first < start_day:
+        allowed = (last - start_day).days + 1
+        hint = f"use --days {allowed} or less" if allowed >= 1 else "no day is available yet"
+        raise DemoError(
+            f"--days {days} reaches back to {first}, before the posts partitions start on "
+            f"{start_day} (GENERIA_POSTS_START_DATE): {hint}"
+        )
+    return [first + timedelta(days=i) for i in range(days)]
+
+
+def validate_options(options: DemoOptions) -> None:
+    """Refuse what the pipeline would refuse later, with the flag to change."""
+    from generia_pipelines.catalog import MAX_CHARACTERS, MAX_POSTS_PER_DAY
+    from generia_pipelines.partitions import validate_world_key
+
+    try:
+        validate_world_key(options.world_id)
+    except ValueError as exc:
+        raise DemoError(f"--world-id: {exc}") from None
+    if not 1 <= options.characters <= MAX_CHARACTERS:
+        raise DemoError(f"--characters must be within 1..{MAX_CHARACTERS}")
+    if not 1 <= options.posts <= MAX_POSTS_PER_DAY:
+        raise DemoError(f"--posts must be within 1..{MAX_POSTS_PER_DAY}")
+    if not options.prompt.strip():
+        raise DemoError("--prompt must not be empty")
+
+
+def ensure_dagster_home(path: Path) -> Path:
+    """Create ``path`` with a minimal ``dagster.yaml`` unless one exists; return it absolute."""
+    home = Path(path).absolute()
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():
+        config.write_text(DAGSTER_YAML, encoding="utf-8")
+    return home
+
+
+def write_worlds_file(path: Path, worlds: Sequence[Mapping[str, Any]]) -> Path:
+    """Write a worlds catalog in the documented format; return its absolute path."""
+    path = Path(path).absolute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = yaml.safe_dump({"worlds": [dict(w) for w in worlds]}, sort_keys=False, width=88)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@contextlib.contextmanager
+def patched_environ(values: Mapping[str, str], unset: Sequence[str] = ()) -> Iterator[None]:
+    """Set and unset variables for the block, then restore the environment exactly."""
+    saved = {name: os.environ.get(name) for name in (*values, *unset)}
+    try:
+        for name in unset:
+            os.environ.pop(name, None)
+        os.environ.update(values)
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _platform_list(stack_url: str, world_id: str, what: str) -> list[dict[str, Any]]:
+    import httpx
+
+    response = httpx.get(f"{stack_url}/_admin/worlds/{world_id}/{what}", timeout=10.0)
+    response.raise_for_status()
+    items: list[dict[str, Any]] = response.json()
+    return items
+
+
+def _root_cause(error: Any) -> str:
+    """The innermost cause of a Dagster error info, as ``ErrorClass: first line``."""
+    while getattr(error, "cause", None) is not None:
+        error = error.cause
+    message = str(getattr(error, "message", "") or "").strip()
+    first = message.splitlines()[0] if message else "failed"
+    head, sep, rest = first.partition(": ")
+    if sep and "." in head and " " not in head:  # "package.module.Error: text"
+        first = f"{head.rsplit('.', 1)[1]}: {rest}"
+    return first
+
+
+def _failure_message(result: Any) -> str:
+    """Why a run failed, in one line: the root cause of its first failure event."""
+    for event in result.all_events:
+        data = getattr(event, "event_specific_data", None)
+        error = getattr(data, "error", None)
+        if error is not None and (event.is_failure or event.is_resource_init_failure):
+            where = f"step {event.step_key}: " if event.step_key else ""
+            return where + _root_cause(error)
+    return "the run failed; see its logs in the Dagster UI"
+
+
+def _demo_definitions() -> Any:
+    """The code location's assets and jobs with resources read from the current environment.
+
+    ``defs`` reads the environment when its module is imported, possibly before the demo
+    set it; building the resources again here points them at the demo's stack."""
+    from dagster import Definitions
+
+    from generia_pipelines.definitions import defs, resources_from_env
+
+    return Definitions(
+        assets=defs.assets,
+        asset_checks=defs.asset_checks,
+        jobs=defs.jobs,
+        executor=defs.executor,
+        resources=resources_from_env(),
+    )
+
+
+def _execute(
+    definitions: Any,
+    instance: Any,
+    job_name: str,
+    partition: str,
+    run_config: Mapping[str, Any],
+) -> RunOutcome:
+    from dagster import DagsterError
+
+    job = definitions.resolve_job_def(job_name)
+    started = time.monotonic()
+    try:
+        result = job.execute_in_process(
+            partition_key=partition,
+            instance=instance,
+            raise_on_error=False,
+            run_config=dict(run_config),
+        )
+    except DagsterError as exc:
+        # Refused before a run existed (an unknown partition, bad config).
+        return RunOutcome(
+            job_name, partition, "", "NOT_STARTED", time.monotonic() - started, str(exc)
+        )
+    seconds = time.monotonic() - started
+    record = instance.get_run_by_id(result.run_id)
+    status = (
+        record.status.value if record is not None else ("SUCCESS" if result.success else "FAILURE")
+    )
+    error = None if result.success else _failure_message(result)
+    return RunOutcome(job_name, str(partition), result.run_id, status, seconds, error)
+
+
+def run_demo(options: DemoOptions, progress: Callable[[str], None] | None = None) -> DemoReport:
+    """Run the demo end to end and return what it did; raises ``DemoError`` when it cannot
+    start (bad options, ports, days). A failed run is reported, not raised."""
+    from dagster import DagsterInstance
+
+    from generia_pipelines.feed import fetch_feed, write_feed
+    from generia_pipelines.generation.planning import POSTS
+    from generia_pipelines.ledger import Ledger, default_ledger_url
+    from generia_pipelines.local.runware_standin import RunwareComponent
+    from generia_pipelines.local.stack import STACK_URL_VAR, StackConfig, ThreadedStack
+    from generia_pipelines.partitions import world_day_key
+
+    say = progress or (lambda _message: None)
+    validate_options(options)
+    days = demo_days(options.days, options.last_day)
+    began = time.monotonic()
+
+    home = ensure_dagster_home(options.home)
+    data_dir = options.stack_dir.absolute()
+    worlds_file = write_worlds_file(
+        options.worlds_file,
+        [
+            {
+                "id": options.world_id,
+                "name": options.name,
+                "prompt": options.prompt.strip(),
+                "characters": options.characters,
+                "posts_per_day": options.posts,
+            }
+        ],
+    )
+
+    runware = RunwareComponent()
+    stack = ThreadedStack(StackConfig(data_dir=data_dir, host=options.host), [runware])
+    try:
+        stack.start()
+    except (OSError, TimeoutError) as exc:
+        raise DemoError(f"cannot start the local stack: {exc}") from exc
+    say(f"local stack up (data in {data_dir})")
+    try:
+        stack_env = dict(stack.env)
+        stack_url = stack_env[STACK_URL_VAR]
+        env = {k: v for k, v in stack_env.items() if k not in PLATFORM_VARIABLES}
+        env.update(
+            {
+                "GENERIA_WORLDS_FILE": str(worlds_file),
+                "GENERIA_TEXT_BACKEND": "local",
+                "DAGSTER_HOME": str(home),
+            }
+        )
+        with patched_environ(env, unset=DEMO_CLEARED_VARIABLES):
+            world = options.world_id
+            characters_before = len(_platform_list(stack_url, world, "characters"))
+            posts_before = len(_platform_list(stack_url, world, "posts"))
+            with Ledger(default_ledger_url()) as ledger:
+                cost_before = ledger.cost(world)
+
+            definitions = _demo_definitions()
+            run_config = _VERBOSE_LOGS if options.verbose else _QUIET_LOGS
+            runs: list[RunOutcome] = []
+            with DagsterInstance.get() as instance:
+                if not instance.has_dynamic_partition("worlds", world):
+                    instance.add_dynamic_partitions("worlds", [world])
+                plan = [("populate_world", world)] + [
+                    ("daily_posts", str(world_day_key(world, day))) for day in days
+                ]
+                for job_name, partition in plan:
+                    say(f"{job_name} {partition} ...")
+                    outcome = _execute(definitions, instance, job_name, partition, run_config)
+                    runs.append(outcome)
+                    say(f"{job_name} {partition}: {outcome.status} in {outcome.seconds:.1f} s")
+                    if not outcome.success:
+                        # Posts need the setup, and a failed day usually fails the next
+                        # for the same reason: stop and report the first failure.
+                        break
+
+            people = _platform_list(stack_url, world, "characters")
+            published = _platform_list(stack_url, world, "posts")
+            with Ledger(default_ledger_url()) as ledger:
+                cost_total = ledger.cost(world)
+                ledger_images = ledger.spent(world).images
+                post_days = {
+                    unit.post_id: unit.partition
+                    for unit in ledger.units(world, POSTS)
+                    if unit.post_id
+                }
+            images_paid = runware.standin.stats.images_generated if runware.standin else 0
+
+            feed = fetch_feed(
+                stack_url,
+                world,
+                world_name=options.name,
+                prompt=options.prompt.strip(),
+                post_days=post_days,
+            )
+            feed_path = write_feed(feed, options.feed)
+            say(f"feed written to {feed_path}")
+    finally:
+        stack.stop()
+
+    failed = next((r for r in runs if not r.success), None)
+    error = None
+    if failed is not None:
+        error = f"{failed.job} {failed.partition} failed: {failed.error or failed.status}"
+    return DemoReport(
+        world_id=options.world_id,
+        world_name=options.name,
+        days=tuple(day.isoformat() for day in days),
+        characters=len(people),
+        new_characters=len(people) - characters_before,
+        avatars=sum(1 for p in people if p.get("avatar_media_id")),
+        posts=len(published),
+        new_posts=len(published) - posts_before,
+        images_paid=images_paid,
+        ledger_images=ledger_images,
+        cost_usd_this_run=max(cost_total - cost_before, 0.0),
+        cost_usd_total=cost_total,
+        wall_s=time.monotonic() - began,
+        runs=tuple(runs),
+        feed_path=feed_path,
+        feed_images=feed.images,
+        dagster_home=home,
+        data_dir=data_dir,
+        dev_command=dev_hint(options),
+        error=error,
+    )
+
+
+def dev_hint(options: DemoOptions) -> str:
+    """The ``dev`` command that opens the demo's runs in the UI on the same stack and ledger."""
+    import shlex
+
+    if options.data_dir is None and options.dagster_home is None:
+        args = ["--dir", str(options.root)]
+    else:
+        args = [
+            "--data-dir",
+            str(options.stack_dir),
+            "--dagster-home",
+            str(options.home),
+            "--worlds-file",
+            str(options.worlds_file),
+        ]
+    return shlex.join(["generia-pipelines", "dev", *args])
+
+
+def format_summary(report: DemoReport) -> str:
+    """The summary a person reads after the demo (no secrets: no keys, no URLs with them)."""
+
+    def row(label: str, text: str) -> str:
+        return f"  {label:<13}{text}"
+
+    lines = [
+        f"Generia demo: world {report.world_id} ({report.world_name}), "
+        f"days {', '.join(report.days)}",
+        row(
+            "characters",
+            f"{report.characters} on the platform ({report.new_characters} new), "
+            f"{report.avatars} with an avatar",
+        ),
+        row("posts", f"{report.posts} on the platform ({report.new_posts} new)"),
+        row(
+            "images paid",
+            f"{report.images_paid} this run (Runware stand-in); "
+            f"{report.ledger_images} in total (ledger)",
+        ),
+        row(
+            "cost",
+            f"${report.cost_usd_this_run:.4f} this run; "
+            f"${report.cost_usd_total:.4f} in total (ledger)",
+        ),
+        row("wall time", f"{report.wall_s:.1f} s"),
+        row("runs", "" if report.runs else "(none)"),
+    ]
+    width_job = max((len(r.job) for r in report.runs), default=0)
+    width_part = max((len(r.partition) for r in report.runs), default=0)
+    for run in report.runs:
+        lines.append(
+            f"    {run.job:<{width_job}}  {run.partition:<{width_part}}  {run.status:<8} "
+            f"{run.seconds:5.1f} s  {run.run_id or '-'}"
+        )
+        if run.error:
+            lines.append(f"      error: {run.error}")
+    if report.feed_path is not None:
+        lines.append(row("feed", f"{report.feed_path} ({report.feed_images} images embedded)"))
+    lines.append(row("dagster home", str(report.dagster_home)))
+    lines.append(row("stack data", str(report.data_dir)))
+    if report.dev_command:
+        lines.append(row("in the UI", report.dev_command))
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def main_demo(options: DemoOptions) -> int:
+    """The CLI entry: run, print the summary, exit 0 only when every run succeeded."""
+    import httpx
+
+    from generia_pipelines.clients.errors import GeneriaError
+
+    try:
+        report = run_demo(options, progress=lambda m: print(f"demo: {m}", file=sys.stderr))
+    except DemoError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (GeneriaError, httpx.HTTPError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(format_summary(report))
+    sys.stdout.flush()
+    if not report.success:
+        print(f"error: {report.error or 'a run failed'}", file=sys.stderr)
+        return 1
+    return 0
