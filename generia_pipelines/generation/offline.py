@@ -72,6 +72,16 @@ def keywords(texts: Iterable[str]) -> list[str]:
     return _unique(words)[:_KEYWORDS_MAX]
 
 
+#: Endings that mark a word as an adjective, adverb or participle rather than a thing; the
+#: offline writer puts theme words where nouns go ("born near the {kw}").
+_NOT_NOUN_ENDINGS = ("ing", "ed", "ly", "ous", "ful", "ive", "ic", "al", "less", "ish", "id")
+
+
+def noun_like(words: Iterable[str]) -> list[str]:
+    """The words that can stand where a noun goes, by a cheap suffix heuristic."""
+    return [w for w in words if "-" not in w and not w.endswith(_NOT_NOUN_ENDINGS)]
+
+
 @dataclass(frozen=True)
 class Theme:
     """What makes a world recognisable: its own words first, then its brief's motifs."""
@@ -80,6 +90,11 @@ class Theme:
     keywords: tuple[str, ...]
     motifs: tuple[str, ...]
     visual_style: str
+
+    @property
+    def things(self) -> tuple[str, ...]:
+        """Theme words usable as nouns (all keywords when none look like one)."""
+        return tuple(noun_like(self.keywords)) or self.keywords
 
     @classmethod
     def of(cls, inputs: PromptInputs) -> Theme:
@@ -124,7 +139,7 @@ def _fill(template: str, values: dict[str, str]) -> str:
 
 
 def _slots(pick: _Picker, theme: Theme, **extra: str) -> dict[str, str]:
-    kw = pick.one(theme.keywords)
+    kw = pick.one(theme.things)
     values = {
         "kw": kw,
         "thing": pick.one(vocab.THINGS),
@@ -136,7 +151,7 @@ def _slots(pick: _Picker, theme: Theme, **extra: str) -> dict[str, str]:
         "n": str(pick.between(2, 40)),
         **extra,
     }
-    values["place"] = _fill(pick.one(vocab.PLACES), {"kw": pick.one(theme.keywords)})
+    values["place"] = _fill(pick.one(vocab.PLACES), {"kw": pick.one(theme.things)})
     return values
 
 
@@ -170,7 +185,7 @@ def _new_name(pick: _Picker, theme: Theme, taken: set[str]) -> str:
     for _ in range(200):
         first, last = pick.one(vocab.FIRST_NAMES), pick.one(vocab.LAST_NAMES)
         if pick.chance(0.15):
-            name = f"{first.lower()}.{pick.one(theme.keywords)}"
+            name = f"{first.lower()}.{pick.one(theme.things)}"
         else:
             name = f"{first} {last}"
         name = _fit(name, DISPLAY_NAME_MAX)
