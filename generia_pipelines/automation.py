@@ -1,6 +1,7 @@
 """Jobs, the daily schedule and the new-worlds sensor."""
 
 import os
+from collections.abc import Mapping
 from datetime import date, timedelta
 
 from dagster import (
@@ -8,34 +9,66 @@ from dagster import (
     AssetSelection,
     DefaultScheduleStatus,
     DefaultSensorStatus,
+    PartitionedConfig,
+    PartitionsDefinition,
     RunRequest,
     SensorEvaluationContext,
     SensorResult,
     SkipReason,
     build_schedule_from_partitioned_job,
     define_asset_job,
-    in_process_executor,
     sensor,
 )
 
-from generia_pipelines.assets.posts import post_drafts, post_images, posts
+from generia_pipelines.assets.posts import post_drafts, post_images, posts, world_days
 from generia_pipelines.assets.world import character_avatars, characters, world_brief
+from generia_pipelines.executor import generia_executor
 from generia_pipelines.partitions import world_day_key, worlds_partitions
 from generia_pipelines.resources.catalog import CatalogResource
 
 BACKFILL_DAYS_VAR = "GENERIA_BACKFILL_DAYS"
+#: Run tag naming the run's world; deploy/dagster.yaml allows one run per value at a time.
+WORLD_TAG = "generia/world"
+
+
+def world_of_partition(partition_key: str) -> str:
+    """The world of a ``worlds`` key (the key itself) or a world × date key (``date|world``)."""
+    return partition_key.rpartition("|")[2]
+
+
+def world_tags(partition_key: str) -> Mapping[str, str]:
+    """The ``generia/world`` tag of a partition's run."""
+    return {WORLD_TAG: world_of_partition(partition_key)}
+
+
+def per_world_config(partitions_def: PartitionsDefinition) -> PartitionedConfig:
+    """No run config per partition, only the world tag.
+
+    Dagster tags a run with its partition (``dagster/partition``, and per dimension for world
+    × date), but with nothing the two jobs share: this tag lets the run queue hold a world's
+    ``daily_posts`` until its ``populate_world`` is done. Job backfills, the schedule, the
+    sensor and the launchpad all take a job's partition tags from here.
+    """
+    return PartitionedConfig(
+        partitions_def=partitions_def,
+        run_config_for_partition_key_fn=lambda _key: {},
+        tags_for_partition_key_fn=world_tags,
+    )
+
 
 populate_world = define_asset_job(
     "populate_world",
     selection=AssetSelection.assets(world_brief, characters, character_avatars),
-    executor_def=in_process_executor,
+    config=per_world_config(worlds_partitions),
+    executor_def=generia_executor,
     description="Set a world up: its brief, its characters and their avatars.",
 )
 
 daily_posts = define_asset_job(
     "daily_posts",
     selection=AssetSelection.assets(post_drafts, post_images, posts),
-    executor_def=in_process_executor,
+    config=per_world_config(world_days),
+    executor_def=generia_executor,
     description="One world's posts of one day: drafts, images, publication.",
 )
 

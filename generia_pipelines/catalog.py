@@ -1,10 +1,14 @@
 """The worlds catalog: which worlds the pipeline populates, and how much.
 
 Two sources behind one async interface: the World service (when ``GENERIA_WORLD_ADDR`` is
-set) or a YAML file (``GENERIA_WORLDS_FILE``, default ``worlds.yaml``). A malformed file is
-an error listing every problem with the file, the world and the field, so one edit fixes
-them all; a world from the service that cannot be used is skipped and reported instead, so
-one bad world does not stop the others.
+set) or a YAML file (``GENERIA_WORLDS_FILE``, default ``worlds.yaml``). Every problem is
+reported with the file, the world and the field, so one edit fixes them all. A file that
+cannot be read as a catalog (invalid YAML, no ``worlds`` list) stops every world; a bad
+world, in the file or from the service, is skipped and reported, so it does not stop the
+others, and asking for it by id raises its own problems.
+
+World texts are data sent to a model: they are bounded in length and may not carry control
+characters (terminal escapes, NUL), which a person reviewing the catalog would not see.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import unicodedata
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -19,7 +24,15 @@ from pathlib import Path
 from typing import Annotated, Any, Protocol
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from generia_pipelines.budget import Budget, BudgetOverrides
 from generia_pipelines.clients.errors import GeneriaError
@@ -35,6 +48,26 @@ DEFAULT_POSTS_PER_DAY = 10
 MAX_POSTS_PER_DAY = 250
 #: Key of the pipeline's own settings inside a service world's ``params`` JSON.
 PARAMS_KEY = "pipeline"
+#: Length limits of a world's texts: they go into every prompt, so they are bounded.
+NAME_MAX = 200
+PROMPT_MAX = 4000
+DESCRIPTION_MAX = 4000
+#: Control characters a multi-line text may hold; any other is refused.
+_ALLOWED_CONTROLS = frozenset("\t\n\r")
+_SHOWN_MAX = 80
+
+
+def text_problem(value: str, limit: int) -> str | None:
+    """Why a world text cannot be used (too long, a control character), or None."""
+    if len(value) > limit:
+        return f"is {len(value)} characters long, the limit is {limit}"
+    for index, char in enumerate(value):
+        if unicodedata.category(char) == "Cc" and char not in _ALLOWED_CONTROLS:
+            return (
+                f"contains the control character {char!r} (U+{ord(char):04X}) at position "
+                f"{index}; remove it"
+            )
+    return None
 
 
 class WorldSpec(BaseModel):
@@ -57,7 +90,8 @@ class WorldSpec(BaseModel):
     def _name_defaults_to_id(cls, data: Any) -> Any:
         if isinstance(data, dict) and data.get("name") in (None, ""):
             world_id = data.get("id")
-            return {**data, "name": world_id if isinstance(world_id, str) else ""}
+            # Clipped: an over-long id is its own problem, not also a name problem.
+            return {**data, "name": world_id[:NAME_MAX] if isinstance(world_id, str) else ""}
         return data
 
     @field_validator("id", mode="before")
@@ -67,6 +101,15 @@ class WorldSpec(BaseModel):
         if not isinstance(value, str):
             raise ValueError(f'is {_kind(value)}, not a string (quote it in YAML: id: "...")')
         return validate_world_key(value)
+
+    @field_validator("name", "prompt", "description")
+    @classmethod
+    def _clean_text(cls, value: str, info: ValidationInfo) -> str:
+        limit = {"name": NAME_MAX, "prompt": PROMPT_MAX}.get(str(info.field_name), DESCRIPTION_MAX)
+        problem = text_problem(value, limit)
+        if problem:
+            raise ValueError(problem)
+        return value
 
     def setup_budget(self) -> Budget:
         """Limits for the world's setup (brief, characters, avatars)."""
@@ -83,11 +126,16 @@ class CatalogError(GeneriaError):
 
 @dataclass(frozen=True)
 class CatalogProblem:
-    """One problem in a worlds file; ``world`` is ``worlds[i] (id '...')`` when known."""
+    """One problem in a worlds file; ``world`` is ``worlds[i] (id '...')`` when known.
+
+    ``world_id`` is the entry's id as written (when it is a string), so a run asking for
+    that world can be told what is wrong with it.
+    """
 
     message: str
     world: str | None = None
     field: str | None = None
+    world_id: str | None = None
 
     def render(self, path: Path) -> str:
         where = [str(path)]
@@ -152,8 +200,40 @@ def default_worlds_file() -> Path:
     return Path(os.environ.get(WORLDS_FILE_VARIABLE) or DEFAULT_WORLDS_FILE)
 
 
+@dataclass(frozen=True)
+class WorldsFile:
+    """A worlds file read leniently: its usable worlds, and the problems of the others."""
+
+    path: Path
+    worlds: tuple[WorldSpec, ...]
+    problems: tuple[CatalogProblem, ...] = ()
+
+    def skipped(self) -> tuple[SkippedWorld, ...]:
+        """One entry per bad world, its reason listing every problem it has."""
+        reasons: dict[str, list[str]] = {}
+        ids: dict[str, str] = {}
+        for problem in self.problems:
+            label = problem.world or "?"
+            reasons.setdefault(label, []).append(problem.render(self.path))
+            ids[label] = label if problem.world_id is None else problem.world_id
+        return tuple(SkippedWorld(ids[label], "; ".join(why)) for label, why in reasons.items())
+
+
 def load_worlds_file(path: str | os.PathLike[str]) -> list[WorldSpec]:
     """Read and validate a worlds file; raise ``WorldsFileError`` listing every problem."""
+    contents = read_worlds_file(path)
+    if contents.problems:
+        raise WorldsFileError(contents.path, contents.problems)
+    return list(contents.worlds)
+
+
+def read_worlds_file(path: str | os.PathLike[str]) -> WorldsFile:
+    """Read a worlds file, keeping the good worlds and listing the problems of the bad ones.
+
+    A problem with the file itself (unreadable, invalid YAML, no ``worlds`` list, an unknown
+    top-level key) raises ``WorldsFileError``: nothing in such a file can be trusted. A
+    duplicated id leaves out every entry with that id, since which one was meant is unknown.
+    """
     path = Path(path)
     document = _read_yaml(path)
     if not isinstance(document, dict):
@@ -165,7 +245,7 @@ def load_worlds_file(path: str | os.PathLike[str]) -> list[WorldSpec]:
                 )
             ],
         )
-    problems = [
+    file_problems = [
         CatalogProblem(f"unknown top-level key {key!r}; the only key is 'worlds'")
         for key in document
         if key != "worlds"
@@ -173,42 +253,49 @@ def load_worlds_file(path: str | os.PathLike[str]) -> list[WorldSpec]:
     entries = document.get("worlds")
     if not isinstance(entries, list):
         if "worlds" not in document:
-            problems.append(CatalogProblem("missing the 'worlds' list", field="worlds"))
+            file_problems.append(CatalogProblem("missing the 'worlds' list", field="worlds"))
         else:
-            problems.append(
+            file_problems.append(
                 CatalogProblem(
                     f"is {_kind(entries)}; expected a list of worlds ('worlds: []' for none)",
                     field="worlds",
                 )
             )
-        raise WorldsFileError(path, problems)
+        raise WorldsFileError(path, file_problems)
 
+    problems: list[CatalogProblem] = []
     specs: list[WorldSpec] = []
     first_index: dict[str, int] = {}
+    duplicated: set[str] = set()
     for index, entry in enumerate(entries):
         label = _world_label(index, entry)
+        raw_id = entry.get("id") if isinstance(entry, dict) else None
+        world_id = raw_id if isinstance(raw_id, str) else None
         if not isinstance(entry, dict):
             problems.append(CatalogProblem(f"is {_kind(entry)}; expected a mapping", world=label))
             continue
         try:
             spec = WorldSpec.model_validate(entry)
         except ValidationError as exc:
-            problems.extend(_problems(exc, label))
+            problems.extend(_problems(exc, label, world_id))
             continue
         if spec.id in first_index:
+            duplicated.add(spec.id)
             problems.append(
                 CatalogProblem(
                     f"duplicate id {spec.id!r}, already used by worlds[{first_index[spec.id]}]",
                     world=label,
                     field="id",
+                    world_id=spec.id,
                 )
             )
             continue
         first_index[spec.id] = index
         specs.append(spec)
-    if problems:
-        raise WorldsFileError(path, problems)
-    return specs
+    if file_problems:
+        raise WorldsFileError(path, [*file_problems, *problems])
+    usable = tuple(spec for spec in specs if spec.id not in duplicated)
+    return WorldsFile(path, usable, tuple(problems))
 
 
 def _read_yaml(path: Path) -> Any:
@@ -255,15 +342,29 @@ def _kind(value: object) -> str:
 
 def _world_label(index: int, entry: object) -> str:
     world_id = entry.get("id") if isinstance(entry, dict) else None
-    return f"worlds[{index}] (id {world_id!r})" if isinstance(world_id, str) else f"worlds[{index}]"
+    return (
+        f"worlds[{index}] (id {_shown(world_id)})"
+        if isinstance(world_id, str)
+        else f"worlds[{index}]"
+    )
 
 
-def _problems(exc: ValidationError, label: str) -> list[CatalogProblem]:
+def _problems(
+    exc: ValidationError, label: str, world_id: str | None = None
+) -> list[CatalogProblem]:
     problems = []
     for error in exc.errors():
         path = ".".join(str(part) for part in error["loc"])
-        problems.append(CatalogProblem(_explain(error), world=label, field=path or None))
+        problems.append(
+            CatalogProblem(_explain(error), world=label, field=path or None, world_id=world_id)
+        )
     return problems
+
+
+def _shown(value: object) -> str:
+    """A value as an error message quotes it: its repr, clipped (a prompt may be 10 kB)."""
+    text = repr(value)
+    return text if len(text) <= _SHOWN_MAX else f"{text[: _SHOWN_MAX - 2]}…{text[-1]}"
 
 
 def _explain(error: Any) -> str:
@@ -278,7 +379,7 @@ def _explain(error: Any) -> str:
     message = str(error["msg"]).removeprefix("Value error, ")
     if kind == "value_error":
         return message
-    return f"{message[:1].lower()}{message[1:]} (got {error.get('input')!r})"
+    return f"{message[:1].lower()}{message[1:]} (got {_shown(error.get('input'))})"
 
 
 @dataclass(frozen=True)
@@ -327,15 +428,20 @@ class FileCatalog:
         return f"file {self.path}"
 
     async def list_worlds(self) -> CatalogListing:
-        specs = await asyncio.to_thread(load_worlds_file, self.path)
-        return CatalogListing(self.source, tuple(specs))
+        """The file's good worlds; bad ones are listed as skipped, with their problems."""
+        contents = await asyncio.to_thread(read_worlds_file, self.path)
+        return CatalogListing(self.source, contents.worlds, contents.skipped())
 
     async def get_world(self, world_id: str) -> WorldSpec:
-        specs = await asyncio.to_thread(load_worlds_file, self.path)
-        for spec in specs:
+        """The world, or an error naming its problems; another world's problems do not stop it."""
+        contents = await asyncio.to_thread(read_worlds_file, self.path)
+        for spec in contents.worlds:
             if spec.id == world_id:
                 return spec
-        known = ", ".join(spec.id for spec in specs[:10]) or "none"
+        own = [problem for problem in contents.problems if problem.world_id == world_id]
+        if own:
+            raise WorldsFileError(self.path, own)
+        known = ", ".join(spec.id for spec in contents.worlds[:10]) or "none"
         raise UnknownWorld(f"{self.path} has no world {world_id!r} (worlds: {known})")
 
 
@@ -406,16 +512,21 @@ def map_world(world: World) -> MappedWorld:
         "characters": characters,
         "posts_per_day": posts,
     }
-    overrides = _pipeline_params(world.params, notes)
     try:
-        spec = WorldSpec.model_validate({**fields, **overrides})
-    except ValidationError as exc:
-        details = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {_explain(e)}" for e in exc.errors()
-        )
-        notes.append(f"params.{PARAMS_KEY} ignored ({details})")
         spec = WorldSpec.model_validate(fields)
+    except ValidationError as exc:  # the world's own texts (a 10 kB prompt, an escape code)
+        return MappedWorld(world.id, None, skipped=_details(exc))
+    overrides = _pipeline_params(world.params, notes)
+    if overrides:
+        try:
+            spec = WorldSpec.model_validate({**fields, **overrides})
+        except ValidationError as exc:
+            notes.append(f"params.{PARAMS_KEY} ignored ({_details(exc)})")
     return MappedWorld(world.id, spec, notes=tuple(prefix + note for note in notes))
+
+
+def _details(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {_explain(e)}" for e in exc.errors())
 
 
 def _pipeline_params(params: str | None, notes: list[str]) -> dict[str, Any]:

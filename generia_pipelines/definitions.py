@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dagster import Definitions, in_process_executor
+from dagster import Definitions
 
 from generia_pipelines.assets.posts import post_drafts, post_images, posts
 from generia_pipelines.assets.world import character_avatars, characters, world_brief
@@ -14,6 +14,7 @@ from generia_pipelines.automation import (
     new_worlds_sensor,
     populate_world,
 )
+from generia_pipelines.executor import generia_executor
 from generia_pipelines.resources.catalog import CatalogResource
 from generia_pipelines.resources.grpc import (
     CharacterResource,
@@ -48,5 +49,5 @@ defs = Definitions(
     schedules=[daily_posts_schedule],
     sensors=[new_worlds_sensor],
     resources=resources_from_env(),
-    executor=in_process_executor,
+    executor=generia_executor,
 )

@@ -606,6 +606,17 @@ class Ledger:
 
         return self._mutate(key, change)
 
+    def record_cost(self, key: str, cost_usd: float) -> Unit:
+        """Add money paid for the unit's results that came to nothing (images discarded as
+        undecodable or NSFW by a call that then failed), so ``cost`` matches the bill."""
+        if cost_usd < 0:
+            raise ValueError(f"{key}: cost_usd {cost_usd} must be >= 0")
+
+        def change(unit: Unit, _: Connection) -> dict[str, Any]:
+            return {"cost_usd": unit.cost_usd + cost_usd} if cost_usd else {}
+
+        return self._mutate(key, change)
+
     def load_image(self, key: str) -> StoredImage | None:
         """The unit's stored image, or None (no image yet, or dropped after confirmation)."""
         query = (

@@ -32,6 +32,7 @@ START_DATE_VARIABLE = "GENERIA_POSTS_START_DATE"
 #: (270 worlds for a year of days), and a fixed date keeps partition keys stable.
 DEFAULT_START_DATE = "2026-11-01"
 WORLD_KEY_MAX = 64
+_SHOWN_MAX = 100
 
 _WORLD_KEY_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 _DAY_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
@@ -41,13 +42,23 @@ _RULE = (
 )
 
 
-class InvalidWorldKey(GeneriaError, ValueError):
+class InvalidPartitionKey(GeneriaError, ValueError):
+    """A partition key the pipeline cannot use; the message names it and says why."""
+
+
+class InvalidWorldKey(InvalidPartitionKey):
     """A world id cannot be a partition key; the message says why."""
 
     def __init__(self, key: object, reason: str) -> None:
         self.key = key
         self.reason = reason
-        super().__init__(f"invalid world key {key!r}: {reason} ({_RULE})")
+        super().__init__(f"invalid world key {_shown(key)}: {reason} ({_RULE})")
+
+
+def _shown(key: object) -> str:
+    """The key as messages quote it: its repr, clipped so a 10 kB key does not flood a log."""
+    text = repr(key)
+    return text if len(text) <= _SHOWN_MAX else f"{text[: _SHOWN_MAX - 2]}…{text[-1]}"
 
 
 def _why_invalid(key: str) -> str:
@@ -155,12 +166,19 @@ def split_world_day_key(key: str | MultiPartitionKey) -> WorldDay:
     if isinstance(key, MultiPartitionKey):
         parts = key.keys_by_dimension
         if set(parts) != {WORLD_DIMENSION, DATE_DIMENSION}:
-            raise ValueError(f"partition key {key!r} is not a world × date key: {parts}")
-        return WorldDay(validate_world_key(parts[WORLD_DIMENSION]), parse_day(parts["date"]))
-    day, sep, world = str(key).partition("|")
-    if not sep or "|" in world:
-        raise ValueError(f"partition key {key!r} is not a world × date key ('YYYY-MM-DD|world')")
-    return WorldDay(validate_world_key(world), parse_day(day))
+            raise InvalidPartitionKey(f"partition key {key!r} is not a world × date key: {parts}")
+        world, day = parts[WORLD_DIMENSION], parts[DATE_DIMENSION]
+    else:
+        day, sep, world = str(key).partition("|")
+        if not sep or "|" in world:
+            raise InvalidPartitionKey(
+                f"partition key {key!r} is not a world × date key ('YYYY-MM-DD|world')"
+            )
+    try:
+        parsed = parse_day(day)
+    except ValueError as exc:
+        raise InvalidPartitionKey(f"partition key {str(key)!r}: {exc}") from None
+    return WorldDay(validate_world_key(world), parsed)
 
 
 def parse_day(day: date | str) -> date:

@@ -7,14 +7,16 @@ asset bodies read as the data flow: reuse what the ledger holds, reserve budget,
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from dagster import (
+    AssetExecutionContext,
     Backoff,
     Failure,
     Jitter,
@@ -24,12 +26,23 @@ from dagster import (
 from pydantic import BaseModel
 
 from generia_pipelines.budget import IMAGE_USD, TEXT_USD, Budget, BudgetExceeded
+from generia_pipelines.catalog import CatalogError
+from generia_pipelines.clients.errors import (
+    ConfigError,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    UploadError,
+)
+from generia_pipelines.clients.grpc_base import GrpcClient
 from generia_pipelines.clients.records import ConfirmedUpload, MediaType
-from generia_pipelines.clients.runware import GeneratedImage
+from generia_pipelines.clients.runware import GeneratedImage, RunwareError, RunwareRequestError
 from generia_pipelines.clients.text.base import TextTask
+from generia_pipelines.clients.text.errors import TextProviderError
 from generia_pipelines.clients.upload import PresignedUploader
 from generia_pipelines.generation.prompts import Prompt
 from generia_pipelines.ledger import Ledger, Stage, StoredImage, Unit
+from generia_pipelines.partitions import InvalidPartitionKey
 from generia_pipelines.resources.grpc import MediaResource
 from generia_pipelines.resources.runware import RunwareResource
 from generia_pipelines.resources.text import TextGenerationResource
@@ -43,6 +56,64 @@ RETRY = RetryPolicy(max_retries=3, delay=1.0, backoff=Backoff.EXPONENTIAL, jitte
 
 T = TypeVar("T", bound=BaseModel)
 ItemT = TypeVar("ItemT")
+P = ParamSpec("P")
+R = TypeVar("R")
+
+#: Failures that say the input or a setting is wrong (or the budget is spent): a step retry
+#: would fail the same way, only later, so none is made.
+_FUTILE = (
+    CatalogError,
+    InvalidPartitionKey,
+    ConfigError,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    RunwareRequestError,
+    BudgetExceeded,
+)
+#: HTTP statuses of a text provider that a retry cannot change (bad request, key, model).
+_FUTILE_HTTP = frozenset({400, 401, 403, 404})
+NOT_RETRIED = "not retried: a retry would fail the same way; finished work is kept"
+
+
+def retry_is_futile(exc: BaseException) -> bool:
+    """True when retrying cannot help: a bad world, setting, key, request or an empty budget."""
+    if isinstance(exc, _FUTILE):
+        return True
+    return isinstance(exc, TextProviderError) and exc.status in _FUTILE_HTTP
+
+
+def run_partition_key(context: AssetExecutionContext) -> str:
+    """The run's partition key, or "" when it has none.
+
+    Dagster accepts an empty dynamic partition key and then treats the run as unpartitioned;
+    the key's validation should say so, not Dagster's "non-partitioned run" invariant.
+    """
+    return context.partition_key if context.has_partition_key else ""
+
+
+def fail_fast_on_bad_input(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    """Turn a futile-to-retry error into a Failure Dagster does not retry.
+
+    Every asset has a retry policy for transient trouble; without this a missing world or a
+    refused key would be retried three times with backoff, and its message buried under
+    "Exceeded max_retries".
+    """
+
+    @functools.wraps(fn)
+    async def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await fn(*args, **kwargs)
+        except Failure:
+            raise
+        except Exception as exc:
+            if not retry_is_futile(exc):
+                raise
+            raise Failure(
+                description=f"{type(exc).__name__}: {exc} ({NOT_RETRIED})", allow_retries=False
+            ) from exc
+
+    return run
 
 
 class Outcome(StrEnum):
@@ -57,6 +128,8 @@ class Tally:
     created: int = 0
     reused: int = 0
     failed: dict[str, str] = field(default_factory=dict)
+    #: Failed units whose failure a retry cannot fix (see ``retry_is_futile``).
+    futile: set[str] = field(default_factory=set)
     started: float = field(default_factory=time.monotonic)
 
     def add(self, outcome: Outcome) -> None:
@@ -106,6 +179,8 @@ async def fan_out(
                 tally.failed[key(item)] = str(exc)
             except Exception as exc:  # one bad unit must not lose the others' work
                 tally.failed[key(item)] = f"{type(exc).__name__}: {exc}"
+                if retry_is_futile(exc):
+                    tally.futile.add(key(item))
                 log.warning(f"{what} {key(item)} failed: {type(exc).__name__}: {exc}")
             done += 1
             if done == len(items) or done % 10 == 0:
@@ -122,13 +197,20 @@ async def fan_out(
 
 
 def fail_if_any(tally: Tally, what: str) -> None:
-    """Fail the step when units failed, so Dagster retries only those (the rest are done)."""
+    """Fail the step when units failed, so Dagster retries only those (the rest are done).
+
+    When every failure is one a retry cannot fix (PERMISSION_DENIED, a refused request),
+    the step is not retried.
+    """
     if not tally.failed:
         return
-    sample = "; ".join(f"{k}: {v}" for k, v in list(tally.failed.items())[:5])
+    sample = "; ".join(f"{k}: {v}" for k, v in sorted(tally.failed.items())[:5])
+    futile = set(tally.failed) <= tally.futile
+    suffix = f" ({NOT_RETRIED})" if futile else ""
     raise Failure(
-        description=f"{len(tally.failed)} {what} failed (done ones are kept): {sample}",
+        description=f"{len(tally.failed)} {what} failed (done ones are kept): {sample}{suffix}",
         metadata={**tally.metadata(), "failures": MetadataValue.json(tally.failed)},
+        allow_retries=not futile,
     )
 
 
@@ -171,7 +253,15 @@ class WorldWork:
             return stored, Outcome.REUSED
         assert self.runware is not None, "runware resource missing"
         self.ledger.spend(self.world_id, self.budget, period=self.period, images=1, usd=IMAGE_USD)
-        image = await self.runware.images().generate(prompt, seed=seed)
+        try:
+            image = await self.runware.images().generate(prompt, seed=seed)
+        except RunwareError as exc:
+            if exc.paid_usd:  # discarded results were billed: keep the ledger true to the bill
+                self.ledger.record_cost(key, exc.paid_usd)
+                self.ledger.adjust_spend(
+                    self.world_id, period=self.period, usd=exc.paid_usd - IMAGE_USD
+                )
+            raise
         cost = image.total_cost_usd or 0.0
         self.ledger.adjust_spend(self.world_id, period=self.period, usd=cost - IMAGE_USD)
         self.ledger.record_image(key, image.data, _image_meta(image), cost)
@@ -182,21 +272,31 @@ class WorldWork:
     async def upload_and_confirm(
         self, unit: Unit, image: StoredImage, character_id: str, media_type: MediaType
     ) -> ConfirmedUpload:
-        """Presign → PUT → confirm; resumes after a crash from the media id already PUT."""
+        """Presign → PUT → confirm; resumes after a crash from the media id already PUT.
+
+        A failed upload is counted on the unit, and the next attempt presigns under a new
+        idempotency key: replaying the failed attempt's presigns would hand back URLs that
+        may have expired since, and the unit could never be uploaded.
+        """
         assert self.media is not None, "media resource missing"
         uploader: PresignedUploader = self.media.uploader
         media_id = unit.media_id if unit.reached(Stage.UPLOADED) else None
         if media_id is None:
             extension = image.info.meta.get("extension", ".png")
-            uploaded = await uploader.upload(
-                world_id=self.world_id,
-                character_id=character_id,
-                media_type=media_type,
-                filename=f"{unit.key.replace('/', '_')}{extension}",
-                content_type=image.info.content_type,
-                data=image.data,
-                idempotency_key=f"{unit.key}/presign",
-            )
+            retry = f"/retry{unit.attempts}" if unit.attempts else ""
+            try:
+                uploaded = await uploader.upload(
+                    world_id=self.world_id,
+                    character_id=character_id,
+                    media_type=media_type,
+                    filename=f"{unit.key.replace('/', '_')}{extension}",
+                    content_type=image.info.content_type,
+                    data=image.data,
+                    idempotency_key=f"{unit.key}/presign{retry}",
+                )
+            except UploadError as exc:
+                self.ledger.record_failure(unit.key, exc)
+                raise
             media_id = uploaded.media_id
             self.ledger.record_upload(unit.key, media_id)
         confirmed = await self.media.client.confirm(
@@ -211,6 +311,54 @@ class WorldWork:
             ],
         )
         return confirmed
+
+
+#: Prefix of a ledger error after which a failed create may still exist on the platform.
+POSSIBLY_COMMITTED = "possibly committed"
+
+
+async def create_remote(
+    unit: Unit,
+    what: str,
+    create: Callable[[], Awaitable[str]],
+    *,
+    book: Ledger,
+    client: GrpcClient,
+    honoured: bool,
+    log: logging.Logger | Any,
+) -> str:
+    """Run the create call of ``unit``, record the remote id, and name suspected duplicates.
+
+    A duplicate can slip through two ways: another writer recorded a different id first
+    (the ledger keeps the first), or the call was retried after a status that may hide a
+    commit (in this call, or in an earlier run per the ledger) on a service that does not
+    honour idempotency keys. Neither can be undone here; both are logged with the unit key.
+    """
+    try:
+        remote_id = await create()
+    except Exception as exc:
+        if client.uncertain_attempts(unit.key):
+            book.record_failure(unit.key, f"{POSSIBLY_COMMITTED}: {exc}")
+        raise
+    kept = book.record_created(unit.key, remote_id).remote_id
+    if kept != remote_id:
+        log.warning(f"suspected duplicate {what} {remote_id} for {unit.key} (ledger has {kept})")
+    uncertain = client.uncertain_attempts(unit.key)
+    earlier = (unit.error or "").startswith(POSSIBLY_COMMITTED)
+    if uncertain or earlier:
+        reason = ", ".join(uncertain) or "a failure in an earlier run"
+        if honoured:
+            log.info(
+                f"{what} {remote_id} for {unit.key} was retried after {reason}; "
+                "the idempotency key made the retry safe"
+            )
+        else:
+            log.warning(
+                f"suspected duplicate {what} for {unit.key}: created {remote_id} on a retry "
+                f"after {reason}, and the service does not honour idempotency keys, so an "
+                "earlier attempt may have created another"
+            )
+    return remote_id
 
 
 def _image_meta(image: GeneratedImage) -> dict[str, Any]:

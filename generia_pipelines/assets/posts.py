@@ -27,9 +27,12 @@ from .common import (
     TEXT_POOL,
     Outcome,
     WorldWork,
+    create_remote,
+    fail_fast_on_bad_input,
     fail_if_any,
     fan_out,
     image_gallery,
+    run_partition_key,
     table_md,
     variant_url,
 )
@@ -48,7 +51,7 @@ def draft_of(unit: Unit) -> PostDraft:
 async def _world_day(
     context: AssetExecutionContext, catalog: CatalogResource, world: WorldResource
 ) -> tuple[WorldSpec, date]:
-    world_id, day = split_world_day_key(context.partition_key)
+    world_id, day = split_world_day_key(run_partition_key(context))
     return await catalog.open(world).get_world(world_id), day
 
 
@@ -75,6 +78,7 @@ def _recent(book: Ledger, world_id: str, day: date) -> list[Unit]:
     pool=TEXT_POOL,
     retry_policy=RETRY,
 )
+@fail_fast_on_bad_input
 async def post_drafts(
     context: AssetExecutionContext,
     catalog: CatalogResource,
@@ -163,6 +167,7 @@ async def post_drafts(
     pool=RUNWARE_POOL,
     retry_policy=RETRY,
 )
+@fail_fast_on_bad_input
 async def post_images(
     context: AssetExecutionContext,
     catalog: CatalogResource,
@@ -222,6 +227,7 @@ async def post_images(
     kinds={"python", "grpc"},
     retry_policy=RETRY,
 )
+@fail_fast_on_bad_input
 async def posts(
     context: AssetExecutionContext,
     catalog: CatalogResource,
@@ -240,20 +246,27 @@ async def posts(
         if unit.done:
             return Outcome.REUSED
         value = draft_of(unit)
-        created = await post.client.create_ai_post(
-            world_id=spec.id,
-            character_id=str(unit.character_id),
-            caption=value.caption,
-            media_id=str(unit.media_id),
-            tags=value.tags,
-            idempotency_key=unit.key,
-        )
-        recorded = book.record_created(unit.key, created.post_id)
-        if recorded.post_id != created.post_id:
-            context.log.warning(
-                f"suspected duplicate post {created.post_id} for {unit.key} "
-                f"(ledger has {recorded.post_id})"
+
+        async def call() -> str:
+            created = await post.client.create_ai_post(
+                world_id=spec.id,
+                character_id=str(unit.character_id),
+                caption=value.caption,
+                media_id=str(unit.media_id),
+                tags=value.tags,
+                idempotency_key=unit.key,
             )
+            return created.post_id
+
+        await create_remote(
+            unit,
+            "post",
+            call,
+            book=book,
+            client=post.client,
+            honoured=post.honours_idempotency,
+            log=context.log,
+        )
         return Outcome.CREATED
 
     tally = await fan_out(ready, lambda u: u.key, publish, limit=32, log=context.log, what="posts")

@@ -44,9 +44,12 @@ from .common import (
     TEXT_POOL,
     Outcome,
     WorldWork,
+    create_remote,
+    fail_fast_on_bad_input,
     fail_if_any,
     fan_out,
     image_gallery,
+    run_partition_key,
     table_md,
     variant_url,
 )
@@ -60,7 +63,7 @@ async def world_spec(
     context: AssetExecutionContext, catalog: CatalogResource, world: WorldResource
 ) -> WorldSpec:
     """The partition's world from the catalog; a bad key or a missing world fails clearly."""
-    return await catalog.open(world).get_world(validate_world_key(context.partition_key))
+    return await catalog.open(world).get_world(validate_world_key(run_partition_key(context)))
 
 
 def stored_brief(ledger: Ledger, world_id: str) -> WorldBrief:
@@ -95,6 +98,7 @@ def created_characters(ledger: Ledger, world_id: str) -> list[Unit]:
     pool=TEXT_POOL,
     retry_policy=RETRY,
 )
+@fail_fast_on_bad_input
 async def world_brief(
     context: AssetExecutionContext,
     catalog: CatalogResource,
@@ -144,6 +148,7 @@ async def world_brief(
     pool=TEXT_POOL,
     retry_policy=RETRY,
 )
+@fail_fast_on_bad_input
 async def characters(
     context: AssetExecutionContext,
     catalog: CatalogResource,
@@ -216,15 +221,22 @@ async def characters(
             "source": "generia_pipelines",
             "unit_key": unit.key,
         }
-        made = await character.client.create_ai_character(
-            spec.id, profile.display_name, meta=meta, idempotency_key=unit.key
-        )
-        recorded = book.record_created(unit.key, made.id)
-        if recorded.character_id != made.id:
-            context.log.warning(
-                f"suspected duplicate character {made.id} for {unit.key} "
-                f"(ledger has {recorded.character_id})"
+
+        async def call() -> str:
+            made = await character.client.create_ai_character(
+                spec.id, profile.display_name, meta=meta, idempotency_key=unit.key
             )
+            return made.id
+
+        await create_remote(
+            unit,
+            "character",
+            call,
+            book=book,
+            client=character.client,
+            honoured=character.honours_idempotency,
+            log=context.log,
+        )
         return Outcome.CREATED
 
     ready = [
@@ -277,6 +289,7 @@ async def characters(
     pool=RUNWARE_POOL,
     retry_policy=RETRY,
 )
+@fail_fast_on_bad_input
 async def character_avatars(
     context: AssetExecutionContext,
     catalog: CatalogResource,

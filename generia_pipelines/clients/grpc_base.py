@@ -2,7 +2,10 @@
 
 Only transient statuses are retried (UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED);
 a create call retried after a lost response is safe because it carries the caller's
-``idempotency-key``, which the platform uses to return the first result.
+``idempotency-key``, which the platform uses to return the first result. Where a server
+ignores the key, such a retry may have made a second object: the client remembers, per key,
+the attempts that failed with a status that may hide a commit (``uncertain_attempts``), so
+the caller can report a suspected duplicate.
 """
 
 from __future__ import annotations
@@ -33,6 +36,10 @@ IDEMPOTENCY_HEADER = "idempotency-key"
 _ADDRESS = re.compile(r"^(?P<host>\[[0-9a-fA-F:]+\]|[A-Za-z0-9_.-]+):(?P<port>\d{1,5})$")
 
 R = TypeVar("R", bound=Message)
+
+#: A failed attempt with one of these may still have been committed by the server (the
+#: answer was lost, or came after the deadline); RESOURCE_EXHAUSTED is refused up front.
+UNCERTAIN_CODES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
 
 
 @dataclass(frozen=True)
@@ -99,6 +106,16 @@ class GrpcClient:
         settings.validate()
         self.settings = settings
         self._channel: grpc.aio.Channel | None = None
+        self._uncertain: dict[str, list[str]] = {}
+
+    def uncertain_attempts(self, idempotency_key: str) -> tuple[str, ...]:
+        """Statuses of this client's failed attempts, under this key, that may hide a commit.
+
+        Non-empty after a create that was retried (in one call or across calls) following
+        UNAVAILABLE or DEADLINE_EXCEEDED: harmless where the server honours the key, a
+        possible duplicate where it does not.
+        """
+        return tuple(self._uncertain.get(idempotency_key, ()))
 
     def _bind(self, channel: grpc.aio.Channel) -> None:
         """Create the generated stub on the channel; each service overrides this."""
@@ -178,7 +195,12 @@ class GrpcClient:
             ):
                 with attempt:
                     attempts = attempt.retry_state.attempt_number
-                    return await rpc(request, timeout=settings.deadline_s, metadata=metadata)
+                    try:
+                        return await rpc(request, timeout=settings.deadline_s, metadata=metadata)
+                    except grpc.aio.AioRpcError as exc:
+                        if idempotency_key is not None and exc.code() in UNCERTAIN_CODES:
+                            self._uncertain.setdefault(idempotency_key, []).append(exc.code().name)
+                        raise
         except grpc.aio.AioRpcError as exc:
             cls = rpc_error_class(exc.code())
             raise cls(

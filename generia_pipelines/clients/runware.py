@@ -94,6 +94,10 @@ TRANSIENT_ERROR_CODES: Final = frozenset(
         "rateLimitExceeded",
     }
 )
+#: The connection has no authenticated session: after a dropped connection the SDK resends
+#: its pending tasks on a new socket before that socket's authentication has completed.
+#: Not the request's fault: a fresh connection and a retry fix it.
+SESSION_LOST_CODES: Final = frozenset({"missingApiKey"})
 
 _SDK_CAP_VARIABLE: Final = "RUNWARE_MAX_CONCURRENT_REQUESTS"
 # Our own semaphore is the real limit; the SDK's per-client cap (15 by default) only has to
@@ -120,6 +124,9 @@ class RunwareError(GeneriaError):
         self.code = code
         self.task_uuid = task_uuid
         self.attempts = 1
+        #: What a failed ``generate`` was billed for anyway (images discarded as undecodable
+        #: or NSFW, the prompt enhancement), so the ledger's costs match the bill.
+        self.paid_usd = 0.0
 
     def __str__(self) -> str:
         extra = [f"code={self.code}"] if self.code else []
@@ -499,7 +506,9 @@ def _api_error(exc: Exception, task_uuid: str | None) -> RunwareError:
         detail += f" (parameter {parameter})"
     uuid = cast(str | None, info.get("taskUUID")) or task_uuid
     transient = code is not None and (
-        code in TRANSIENT_ERROR_CODES or code.lower().startswith("timeout")
+        code in TRANSIENT_ERROR_CODES
+        or code in SESSION_LOST_CODES
+        or code.lower().startswith("timeout")
     )
     cls: type[RunwareError] = RunwareUnavailable if transient else RunwareRequestError
     return cls(detail, code=code, task_uuid=uuid)
@@ -745,7 +754,10 @@ class RunwareImages:
                     f"Runware {what} did not finish within {timeout_s:g}s", task_uuid=uuid()
                 ) from None
             except sdk.RunwareAPIError as exc:
-                raise _api_error(exc, uuid()) from None
+                error = _api_error(exc, uuid())
+                if error.code in SESSION_LOST_CODES:
+                    self._retire(connection)
+                raise error from None
             except ConnectionError as exc:
                 # The SDK already reconnected and resent up to its own limit: start afresh.
                 self._retire(connection)
@@ -839,45 +851,50 @@ class RunwareImages:
                 enhanced, enhance_cost = await self.enhance(text)
             spend = _Spend()
             first_seed = seed
-            for round_number in range(2):
-                result = await self._with_retries(
-                    "imageInference",
-                    functools.partial(
-                        self._infer_once, enhanced or text, negative, seed, width, height, spend
-                    ),
+            try:
+                for round_number in range(2):
+                    result = await self._with_retries(
+                        "imageInference",
+                        functools.partial(
+                            self._infer_once, enhanced or text, negative, seed, width, height, spend
+                        ),
+                    )
+                    if not result.nsfw:
+                        self.images_generated += 1
+                        return GeneratedImage(
+                            data=result.data,
+                            content_type=settings.content_type,
+                            extension=settings.extension,
+                            width=width,
+                            height=height,
+                            seed=result.seed,
+                            cost_usd=result.cost,
+                            prompt=text,
+                            enhanced_prompt=enhanced,
+                            task_uuid=result.task_uuid,
+                            model=settings.model,
+                            image_uuid=result.image_uuid,
+                            enhance_cost_usd=enhance_cost,
+                            discarded_cost_usd=spend.discarded,
+                            regenerated_for_nsfw=round_number > 0,
+                        )
+                    spend.discarded += result.cost or 0.0
+                    if round_number == 0:
+                        log.warning(
+                            "Runware flagged image %s (seed %d) as NSFW; regenerating once",
+                            result.task_uuid,
+                            seed,
+                        )
+                        seed = _next_seed(seed)
+                raise RunwareNSFWError(
+                    f"Runware flagged the image as NSFW twice (seeds {first_seed} and {seed}); "
+                    "not using it",
+                    task_uuid=result.task_uuid,
                 )
-                if not result.nsfw:
-                    self.images_generated += 1
-                    return GeneratedImage(
-                        data=result.data,
-                        content_type=settings.content_type,
-                        extension=settings.extension,
-                        width=width,
-                        height=height,
-                        seed=result.seed,
-                        cost_usd=result.cost,
-                        prompt=text,
-                        enhanced_prompt=enhanced,
-                        task_uuid=result.task_uuid,
-                        model=settings.model,
-                        image_uuid=result.image_uuid,
-                        enhance_cost_usd=enhance_cost,
-                        discarded_cost_usd=spend.discarded,
-                        regenerated_for_nsfw=round_number > 0,
-                    )
-                spend.discarded += result.cost or 0.0
-                if round_number == 0:
-                    log.warning(
-                        "Runware flagged image %s (seed %d) as NSFW; regenerating once",
-                        result.task_uuid,
-                        seed,
-                    )
-                    seed = _next_seed(seed)
-            raise RunwareNSFWError(
-                f"Runware flagged the image as NSFW twice (seeds {first_seed} and {seed}); "
-                "not using it",
-                task_uuid=result.task_uuid,
-            )
+            except RunwareError as exc:
+                # Billed although nothing usable came of it: the caller records what it paid.
+                exc.paid_usd = spend.discarded + (enhance_cost or 0.0)
+                raise
 
     async def _infer_once(
         self, prompt: str, negative: str, seed: int, width: int, height: int, spend: _Spend

@@ -40,6 +40,11 @@ class _Transient(UploadError):
     """A 5xx or a connection failure: the same URL may be tried again."""
 
 
+#: 400s that S3 answers when the bytes did not all arrive (a connection cut mid-upload, a
+#: stalled client); the URL is still good, so they are retried like a 5xx.
+_RETRYABLE_S3_CODES = frozenset({"IncompleteBody", "RequestTimeout"})
+
+
 @dataclass(frozen=True)
 class UploadedObject:
     """The media id whose object now holds the bytes, and the ids presigned but abandoned."""
@@ -111,7 +116,7 @@ class PresignedUploader:
         summary = _summarize(response)
         if response.status_code == 403:
             raise UploadRefused(presigned.media_id, 403, summary)
-        if response.status_code >= 500:
+        if response.status_code >= 500 or _s3_code(response) in _RETRYABLE_S3_CODES:
             log.warning(
                 "upload of media %s: HTTP %d, retrying", presigned.media_id, response.status_code
             )
@@ -160,6 +165,10 @@ class PresignedUploader:
                 continue
             return UploadedObject(presigned.media_id, presign_no, tuple(abandoned))
         raise AssertionError("unreachable: the loop returns or raises")
+
+
+def _s3_code(response: httpx.Response) -> str:
+    return _between(response.text[:500], "Code")
 
 
 def _summarize(response: httpx.Response) -> str:

@@ -1,4 +1,5 @@
-"""Run-time fault injection for the local stack: latency, errors, lost responses, expired URLs.
+"""Run-time fault injection for the local stack: latency, errors, lost responses, expired URLs,
+truncated uploads.
 
 Deterministic on purpose: a seeded RNG drives the rates and ``times=N`` hits exactly the
 next N calls, so a failing chaos test or benchmark replays the same way. Thread-safe, because
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import random
 import threading
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -78,6 +80,13 @@ class FaultSpec:
     error_code: str = "UNAVAILABLE"
     drop_after_commit_rate: float = 0.0
     times: int | None = None
+    #: Share of calls that get ``latency_s`` (1.0: every call, the original behaviour).
+    latency_rate: float = 1.0
+    #: Apply the latency after the handler committed (a slow answer, not a slow queue):
+    #: past the client's deadline this is a lost response with DEADLINE_EXCEEDED.
+    latency_after_commit: bool = False
+    #: ``object_store.PUT`` only: the store gets a short body and answers 400 IncompleteBody.
+    truncate_rate: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -87,6 +96,8 @@ class FaultDecision:
     latency_s: float = 0.0
     error_code: grpc.StatusCode | None = None
     drop_after_commit: bool = False
+    latency_after_commit: bool = False
+    truncate_body: bool = False
 
 
 NO_FAULT = FaultDecision()
@@ -102,6 +113,9 @@ class FaultInjector:
         self._remaining: dict[str, int] = {}
         self._expire_urls = False
         self._url_ttl_s: int | None = None
+        self._early_expiry_rate = 0.0
+        #: How often each rate-drawn fault fired (latency, truncation, early expiry).
+        self._fired: Counter[str] = Counter()
 
     def set(
         self,
@@ -112,14 +126,19 @@ class FaultInjector:
         error_code: str = "UNAVAILABLE",
         drop_after_commit_rate: float = 0.0,
         times: int | None = None,
+        latency_rate: float = 1.0,
+        latency_after_commit: bool = False,
+        truncate_rate: float = 0.0,
     ) -> None:
         """Install (or replace) the rule of ``method``.
 
-        Without ``times`` the rates apply to every call, drawn from the seeded RNG. With
-        ``times=N`` exactly the next N calls are hit, then the rule is removed: each gets the
-        latency and, with certainty, the error (when ``error_rate`` > 0, or when no other fault
-        is given) or the lost response (when ``drop_after_commit_rate`` > 0).
-        ``object_store.*`` errors are HTTP 503 whatever ``error_code`` says.
+        Without ``times`` the rates apply to every call, drawn from the seeded RNG; the
+        latency hits a ``latency_rate`` share of them. With ``times=N`` exactly the next N
+        calls are hit, then the rule is removed: each gets the latency and, with certainty,
+        the error (when ``error_rate`` > 0, or when no other fault is given), the truncated
+        body (when ``truncate_rate`` > 0) or the lost response (when
+        ``drop_after_commit_rate`` > 0). ``object_store.*`` errors are HTTP 503 whatever
+        ``error_code`` says.
         """
         key = normalize_method(method)
         code = error_code.strip().upper()
@@ -130,14 +149,31 @@ class FaultInjector:
         for label, rate in (
             ("error_rate", error_rate),
             ("drop_after_commit_rate", drop_after_commit_rate),
+            ("latency_rate", latency_rate),
+            ("truncate_rate", truncate_rate),
         ):
             if not 0.0 <= rate <= 1.0:
                 raise ValueError(f"{label} must be within [0, 1], got {rate}")
         if times is not None and times < 1:
             raise ValueError(f"times must be >= 1, got {times}")
-        if times is not None and error_rate == 0 and drop_after_commit_rate == 0 and latency_s == 0:
+        if (
+            times is not None
+            and error_rate == 0
+            and drop_after_commit_rate == 0
+            and truncate_rate == 0
+            and latency_s == 0
+        ):
             error_rate = 1.0
-        spec = FaultSpec(latency_s, error_rate, code, drop_after_commit_rate, times)
+        spec = FaultSpec(
+            latency_s,
+            error_rate,
+            code,
+            drop_after_commit_rate,
+            times,
+            latency_rate,
+            latency_after_commit,
+            truncate_rate,
+        )
         with self._lock:
             if spec == FaultSpec(error_code=code):
                 self._rules.pop(key, None)
@@ -150,13 +186,15 @@ class FaultInjector:
                 self._remaining[key] = times
 
     def clear(self, method: str | None = None) -> None:
-        """Remove one method's rule, or every rule and the URL-expiry settings."""
+        """Remove one method's rule, or every rule, the URL-expiry settings and the counts."""
         with self._lock:
             if method is None:
                 self._rules.clear()
                 self._remaining.clear()
                 self._expire_urls = False
                 self._url_ttl_s = None
+                self._early_expiry_rate = 0.0
+                self._fired.clear()
                 return
             key = normalize_method(method)
             self._rules.pop(key, None)
@@ -173,6 +211,22 @@ class FaultInjector:
             raise ValueError("the URL TTL must be >= 0")
         with self._lock:
             self._url_ttl_s = seconds
+
+    def set_early_expiry_rate(self, rate: float) -> None:
+        """Sign this share of presigned URLs already expired while the Media service still
+        reports the normal ``expires_at``: the URL dies before the client's PUT arrives."""
+        if not 0.0 <= rate <= 1.0:
+            raise ValueError(f"the early expiry rate must be within [0, 1], got {rate}")
+        with self._lock:
+            self._early_expiry_rate = rate
+
+    def url_expires_early(self) -> bool:
+        """Draw whether the URL being signed now is one that expires before its PUT."""
+        with self._lock:
+            early = self._hit(self._early_expiry_rate)
+            if early:
+                self._fired["early_expired_urls"] += 1
+            return early
 
     def effective_url_ttl(self, default_s: int) -> int:
         """Seconds a new presigned URL stays valid; negative means born expired."""
@@ -200,29 +254,42 @@ class FaultInjector:
             else:
                 self._remaining[key] = left
             error = spec.error_rate > 0
-            drop = not error and spec.drop_after_commit_rate > 0
+            truncate = not error and spec.truncate_rate > 0
+            drop = not error and not truncate and spec.drop_after_commit_rate > 0
+            slow = True
         else:
-            error = spec.error_rate > 0 and self._rng.random() < spec.error_rate
-            drop = (
-                not error
-                and spec.drop_after_commit_rate > 0
-                and self._rng.random() < spec.drop_after_commit_rate
-            )
+            error = self._hit(spec.error_rate)
+            truncate = not error and self._hit(spec.truncate_rate)
+            drop = not error and not truncate and self._hit(spec.drop_after_commit_rate)
+            slow = spec.latency_s > 0 and (spec.latency_rate >= 1.0 or self._hit(spec.latency_rate))
+        if slow and spec.latency_s > 0:
+            self._fired["delayed_calls"] += 1
+        if truncate:
+            self._fired["truncated_uploads"] += 1
         return FaultDecision(
-            latency_s=spec.latency_s,
+            latency_s=spec.latency_s if slow else 0.0,
             error_code=grpc.StatusCode[spec.error_code] if error else None,
             drop_after_commit=drop,
+            latency_after_commit=spec.latency_after_commit,
+            truncate_body=truncate,
         )
+
+    def _hit(self, rate: float) -> bool:
+        # No draw for a zero rate, so an unused knob does not shift the others' sequences.
+        return rate > 0 and self._rng.random() < rate
 
     def apply(self, command: Mapping[str, Any]) -> None:
         """Apply one JSON-style command (HTTP control endpoint, CLI ``--fault``).
 
-        ``{"method": ..., "latency_s": ..., ...}`` sets a rule; ``{"expire_urls_early": bool}``
-        and ``{"url_ttl_s": int | null}`` change the presigned URL lifetime.
+        ``{"method": ..., "latency_s": ..., ...}`` sets a rule; ``{"expire_urls_early": bool}``,
+        ``{"url_ttl_s": int | null}`` and ``{"early_expiry_rate": float}`` change the
+        presigned URL lifetime.
         """
         command = dict(command)
         if "expire_urls_early" in command:
             self.expire_urls_early(bool(command.pop("expire_urls_early")))
+        if "early_expiry_rate" in command:
+            self.set_early_expiry_rate(float(command.pop("early_expiry_rate")))
         if "url_ttl_s" in command:
             ttl = command.pop("url_ttl_s")
             self.set_url_ttl(None if ttl is None else int(ttl))
@@ -242,6 +309,9 @@ class FaultInjector:
             error_code=str(command.get("error_code", "UNAVAILABLE")),
             drop_after_commit_rate=float(command.get("drop_after_commit_rate", 0.0)),
             times=None if times is None else int(times),
+            latency_rate=float(command.get("latency_rate", 1.0)),
+            latency_after_commit=bool(command.get("latency_after_commit", False)),
+            truncate_rate=float(command.get("truncate_rate", 0.0)),
         )
 
     def snapshot(self) -> dict[str, Any]:
@@ -253,8 +323,13 @@ class FaultInjector:
                 if spec.times is not None:
                     rule["remaining"] = self._remaining.get(key, 0)
                 rules[key] = rule
-            return {
+            snapshot: dict[str, Any] = {
                 "rules": rules,
                 "expire_urls_early": self._expire_urls,
                 "url_ttl_s": self._url_ttl_s,
             }
+            if self._early_expiry_rate:  # the newer knobs show only once used
+                snapshot["early_expiry_rate"] = self._early_expiry_rate
+            if self._fired:
+                snapshot["fired"] = dict(self._fired)
+            return snapshot

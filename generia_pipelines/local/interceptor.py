@@ -6,7 +6,8 @@ platform's cross-cutting behaviour instead of repeating it:
 1. count the call; 2. require ``authorization: Bearer <token>`` when a token is configured;
 3. apply the injected fault (latency, error before any effect); 4. for mutating methods with
 an ``idempotency-key``, replay the stored response or run once and store it; 5. map a
-:class:`ServiceError` to its status; 6. optionally lose the response after the commit.
+:class:`ServiceError` to its status; 6. optionally answer late or lose the response after
+the commit.
 """
 
 from __future__ import annotations
@@ -116,7 +117,7 @@ class StackInterceptor(grpc.aio.ServerInterceptor):
                 "missing or invalid bearer token in the 'authorization' metadata",
             )
         decision = self._faults.decide(method)
-        if decision.latency_s > 0:
+        if decision.latency_s > 0 and not decision.latency_after_commit:
             await asyncio.sleep(decision.latency_s)
         if decision.error_code is not None:
             self._stats.injected_error(method)
@@ -126,6 +127,9 @@ class StackInterceptor(grpc.aio.ServerInterceptor):
             response = await self._idempotent(method, key, behavior, serialize, request, context)
         else:
             response = await self._run(method, behavior, request, context)
+        if decision.latency_s > 0 and decision.latency_after_commit:
+            # Committed, answered late: past the deadline the client sees DEADLINE_EXCEEDED.
+            await asyncio.sleep(decision.latency_s)
         if decision.drop_after_commit:
             self._stats.dropped(method)
             await context.abort(

@@ -118,11 +118,13 @@ class MediaService(media_pb2_grpc.MediaServiceServicer):
                 created_at=utc_now(),
             )
         )
+        # An injected early expiry signs a dead URL but still reports the normal expiry.
+        signed_expires = int(time.time()) - 1 if self._faults.url_expires_early() else expires
         url = self._signer.put_url(
             self._public_url,
             media_id=media_id,
             object_key=key,
-            expires=expires,
+            expires=signed_expires,
             size=request.size,
             content_type=request.content_type,
         )

@@ -3,7 +3,8 @@
 It answers like S3 does, with XML error bodies, so the upload client is tested against the
 responses it will really meet: ``SignatureDoesNotMatch`` for a tampered URL or a different
 Content-Type, ``AccessDenied`` / "Request has expired" for a stale URL, ``BadDigest`` /
-``IncompleteBody`` when the bytes are not the size that was signed.
+``IncompleteBody`` when the bytes are not the size that was signed (also injected, as a
+truncated upload, by the ``truncate_rate`` fault).
 """
 
 from __future__ import annotations
@@ -81,6 +82,16 @@ class ObjectStore:
         decision = await self._fault(PUT_METHOD)
         if decision.error_code is not None:
             return _unavailable(resource)
+        if decision.truncate_body:
+            # The bytes arrive short (a connection cut mid-upload): S3 stores nothing and says so.
+            await self._read_body(request, request.content_length or 0)
+            self._stats.injected_error(PUT_METHOD)
+            return s3_error(
+                400,
+                "IncompleteBody",
+                "You did not provide the number of bytes specified by the Content-Length",
+                resource,
+            )
         response = await self._put(request, resource)
         if response.status >= 300:
             self._stats.failure(PUT_METHOD)

@@ -8,9 +8,9 @@ includeCost, NSFW flag) and ``promptEnhance``. Images are drawn with Pillow from
 and the seed: the same pair always gives the same bytes, different prompts look different.
 URL outputs are served over plain HTTP GET on the same port as the WebSocket.
 
-Faults are settable at run time from any thread (:class:`Faults`): latency, transient errors
-(by rate or for the next N calls), dropping the connection mid-call, an auth that never
-answers, NSFW flags and garbage bytes for the next N images.
+Faults are settable at run time from any thread (:class:`Faults`): latency, transient errors,
+dropping the connection mid-call, an auth that never answers, garbage bytes (each by rate or
+for the next N), and NSFW flags for the next N images.
 
 ``await start()`` runs it on the current loop; :class:`ThreadedRunwareStandin` runs it on
 its own thread for synchronous code (Dagster's ``materialize``, benchmarks).
@@ -30,7 +30,7 @@ import random
 import re
 import threading
 import uuid
-from collections import Counter, OrderedDict
+from collections import Counter, OrderedDict, deque
 from dataclasses import dataclass, field, fields
 from http import HTTPStatus
 from types import TracebackType
@@ -79,6 +79,7 @@ _FORMATS: Final[dict[str, tuple[str, str, str]]] = {
 }
 _OUTPUT_TYPES: Final = ("URL", "base64Data", "dataURI")
 _KEPT_IMAGES: Final = 4096
+_KEPT_UUIDS: Final = 100_000
 _DOCS: Final = "https://runware.ai/docs/en/image-inference/api-reference"
 _ENHANCE_STYLES: Final = (
     "cinematic lighting, highly detailed, sharp focus",
@@ -95,7 +96,8 @@ _ENHANCE_STYLES: Final = (
 
 @dataclass
 class Faults:
-    """What to break, changeable while serving; counters hit exactly the next N calls."""
+    """What to break, changeable while serving; counters hit exactly the next N calls,
+    rates a share of calls drawn from the seeded RNG (for chaos runs)."""
 
     latency_s: float = 0.0
     error_rate: float = 0.0
@@ -105,6 +107,12 @@ class Faults:
     silent_auth: bool = False
     nsfw_next: int = 0
     garbage_next: int = 0
+    #: Share of tasks whose connection is dropped before they are answered.
+    drop_rate: float = 0.0
+    #: Share of images whose bytes are replaced by ones that do not decode.
+    garbage_rate: float = 0.0
+    #: Share of connections whose authentication is never answered.
+    silent_auth_rate: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
     _rng: random.Random = field(default_factory=random.Random, repr=False, compare=False)
 
@@ -129,7 +137,16 @@ class Faults:
             silent_auth=False,
             nsfw_next=0,
             garbage_next=0,
+            drop_rate=0.0,
+            garbage_rate=0.0,
+            silent_auth_rate=0.0,
         )
+
+    def draw(self, rate: str) -> bool:
+        """True for the given share (``*_rate`` attribute) of calls."""
+        with self._lock:
+            value = float(getattr(self, rate))
+            return value > 0 and self._rng.random() < value
 
     def take(self, counter: str) -> bool:
         """Consume one unit of a ``*_next`` counter; True when this call is hit."""
@@ -150,7 +167,19 @@ class Faults:
 
 @dataclass
 class Stats:
-    """What the stand-in has done; read a consistent copy with :meth:`snapshot`."""
+    """What the stand-in has done; read a consistent copy with :meth:`snapshot`.
+
+    ``images_generated`` counts every image drawn (each would be billed); the cost is
+    *reported* only with an answer that reached the socket, so an image whose connection
+    died first is counted in ``images_undelivered`` instead. ``garbage_images`` were
+    delivered with bytes that do not decode (a client must discard and regenerate them).
+    ``delivered`` keeps ``(imageUUID, taskUUID, cost)`` of the latest good images delivered,
+    so an audit can name the ones a client paid for but never used. ``repeated_tasks``
+    counts image tasks sent again under a taskUUID that was already answered (the SDK resends
+    its pending tasks after a reconnect, even one whose answer was on the wire when the
+    connection died): each is billed again, and the earlier answer's images and cost are
+    added to ``repeated_images`` (decodable ones) and ``repeated_usd``.
+    """
 
     images_generated: int = 0
     cost_reported_usd: float = 0.0
@@ -160,6 +189,15 @@ class Stats:
     open_connections: int = 0
     auth_failures: int = 0
     drops: int = 0
+    silent_auths: int = 0
+    garbage_images: int = 0
+    images_undelivered: int = 0
+    repeated_tasks: int = 0
+    repeated_images: int = 0
+    repeated_usd: float = 0.0
+    delivered: deque[tuple[str, str, float]] = field(
+        default_factory=lambda: deque(maxlen=_KEPT_UUIDS)
+    )
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def snapshot(self) -> Stats:
@@ -173,6 +211,13 @@ class Stats:
                 open_connections=self.open_connections,
                 auth_failures=self.auth_failures,
                 drops=self.drops,
+                silent_auths=self.silent_auths,
+                garbage_images=self.garbage_images,
+                images_undelivered=self.images_undelivered,
+                repeated_tasks=self.repeated_tasks,
+                repeated_images=self.repeated_images,
+                repeated_usd=self.repeated_usd,
+                delivered=deque(self.delivered, maxlen=_KEPT_UUIDS),
             )
 
     def bump(self, name: str, amount: float = 1) -> None:
@@ -182,6 +227,10 @@ class Stats:
     def count(self, counter: str, key: str) -> None:
         with self._lock:
             getattr(self, counter)[key] += 1
+
+    def record_delivery(self, image_uuid: str, task_uuid: str, cost: float) -> None:
+        with self._lock:
+            self.delivered.append((image_uuid, task_uuid, cost))
 
 
 # --------------------------------------------------------------------------- drawing
@@ -304,6 +353,8 @@ class RunwareStandin:
         self._port = 0
         self._images: OrderedDict[str, tuple[bytes, str]] = OrderedDict()
         self._in_progress: set[str] = set()
+        #: taskUUID -> (decodable images, cost) of the answers sent for it.
+        self._answered: OrderedDict[str, tuple[int, float]] = OrderedDict()
 
     def __repr__(self) -> str:
         return f"RunwareStandin(url={self.url!r})"
@@ -335,14 +386,23 @@ class RunwareStandin:
         self._host = "127.0.0.1" if host in ("", "0.0.0.0") else host
         log.info("Runware stand-in listening on %s", self.url)
 
-    async def stop(self, timeout_s: float = 5.0) -> None:
-        """Close every connection and stop listening (bounded)."""
+    async def stop(self, timeout_s: float = 5.0, grace_s: float = 0.5) -> None:
+        """Close every connection and stop listening (bounded).
+
+        A peer that does not answer the closing handshake within ``grace_s`` (a client
+        gone mid-authentication, say) has its connection aborted rather than waited for.
+        """
         server, self._server = self._server, None
         if server is None:
             return
         server.close()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(server.wait_closed(), timeout_s)
+        try:
+            await asyncio.wait_for(asyncio.shield(server.wait_closed()), grace_s)
+        except TimeoutError:
+            for connection in list(server.all_connections):  # closing ones included
+                connection.transport.abort()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(server.wait_closed(), timeout_s)
 
     # -- HTTP: image downloads -----------------------------------------------------------
 
@@ -443,7 +503,8 @@ class RunwareStandin:
             await asyncio.gather(*running, return_exceptions=True)
 
     async def _authenticate(self, ws: ServerConnection, task: dict[str, Any]) -> bool:
-        if self.faults.silent_auth:
+        if self.faults.silent_auth or self.faults.draw("silent_auth_rate"):
+            self.stats.bump("silent_auths")
             return False
         if task.get("apiKey") != self.api_key:
             self.stats.bump("auth_failures")
@@ -468,9 +529,13 @@ class RunwareStandin:
         )
         return True
 
-    async def _send(self, ws: ServerConnection, message: dict[str, Any]) -> None:
-        with contextlib.suppress(ConnectionClosed):
+    async def _send(self, ws: ServerConnection, message: dict[str, Any]) -> bool:
+        """Send one message; False when the connection is already gone."""
+        try:
             await ws.send(json.dumps(message))
+        except ConnectionClosed:
+            return False
+        return True
 
     async def _send_errors(self, ws: ServerConnection, errors: list[dict[str, Any]]) -> None:
         for error in errors:
@@ -511,6 +576,11 @@ class RunwareStandin:
         self._in_progress.add(task_uuid)
         try:
             if task_type == "imageInference":
+                earlier = self._answered.pop(task_uuid, None)
+                if earlier is not None:
+                    self.stats.bump("repeated_tasks")
+                    self.stats.bump("repeated_images", earlier[0])
+                    self.stats.bump("repeated_usd", earlier[1])
                 await self._image_inference(ws, task, task_uuid)
             elif task_type == "promptEnhance":
                 await self._prompt_enhance(ws, task, task_uuid)
@@ -540,7 +610,7 @@ class RunwareStandin:
         """Latency, then maybe drop or fail; False when the task must not be answered."""
         if self.faults.latency_s > 0:
             await asyncio.sleep(self.faults.latency_s)
-        if self.faults.take("drop_next"):
+        if self.faults.take("drop_next") or self.faults.draw("drop_rate"):
             self.stats.bump("drops")
             ws.transport.abort()
             return False
@@ -613,7 +683,8 @@ class RunwareStandin:
             body = await asyncio.to_thread(
                 render_image, prompt, image_seed, sizes["width"], sizes["height"], output_format
             )
-            if self.faults.take("garbage_next"):
+            garbage = self.faults.take("garbage_next") or self.faults.draw("garbage_rate")
+            if garbage:
                 body = hashlib.sha256(body).digest() * 8
             image_uuid = str(uuid.uuid4())
             item: dict[str, Any] = {
@@ -635,9 +706,24 @@ class RunwareStandin:
                 item["NSFWContent"] = nsfw
             if task.get("includeCost"):
                 item["cost"] = MODEL_COSTS[model]
-                self.stats.bump("cost_reported_usd", MODEL_COSTS[model])
             self.stats.bump("images_generated")
-            await self._send(ws, {"data": [item]})
+            if not await self._send(ws, {"data": [item]}):
+                self.stats.bump("images_undelivered")
+                continue
+            if "cost" in item:
+                self.stats.bump("cost_reported_usd", item["cost"])
+            if garbage:
+                self.stats.bump("garbage_images")
+            else:
+                self.stats.record_delivery(image_uuid, task_uuid, item.get("cost", 0.0))
+            self._remember_answer(task_uuid, 0 if garbage else 1, item.get("cost", 0.0))
+
+    def _remember_answer(self, task_uuid: str, images: int, cost: float) -> None:
+        """Note what was sent for a task, to count it if the task is sent again."""
+        done_images, done_cost = self._answered.pop(task_uuid, (0, 0.0))
+        self._answered[task_uuid] = (done_images + images, done_cost + cost)
+        while len(self._answered) > _KEPT_UUIDS:
+            self._answered.popitem(last=False)
 
     async def _prompt_enhance(
         self, ws: ServerConnection, task: dict[str, Any], task_uuid: str
@@ -659,8 +745,8 @@ class RunwareStandin:
             }
             if task.get("includeCost"):
                 item["cost"] = ENHANCE_COST_USD
-                self.stats.bump("cost_reported_usd", ENHANCE_COST_USD)
-            await self._send(ws, {"data": [item]})
+            if await self._send(ws, {"data": [item]}) and "cost" in item:
+                self.stats.bump("cost_reported_usd", item["cost"])
 
 
 _FORMATS_BY_TYPE: Final = {content_type: ext for _, content_type, ext in _FORMATS.values()}

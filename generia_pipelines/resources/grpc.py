@@ -33,6 +33,7 @@ LOCAL_ADDRESSES = {
     "GENERIA_POST_ADDR": "127.0.0.1:50053",
     "GENERIA_WORLD_ADDR": "127.0.0.1:50054",
 }
+IDEMPOTENCY_VARIABLE = "GENERIA_GRPC_IDEMPOTENCY_HONOURED"
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"", "0", "false", "no", "off"}
 
@@ -59,6 +60,11 @@ class GrpcServiceResource(ConfigurableResource):
     token: str | None = Field(default=None, description="Bearer token (GENERIA_GRPC_TOKEN)")
     deadline_s: float = Field(default=10.0, description="Per-call deadline in seconds")
     max_attempts: int = Field(default=5, description="Attempts for transient statuses")
+    honours_idempotency: bool = Field(
+        default=True,
+        description="The service honours idempotency-key (GENERIA_GRPC_IDEMPOTENCY_HONOURED); "
+        "when false, a create retried after a lost answer is logged as a suspected duplicate",
+    )
 
     address_variable: ClassVar[str] = ""
     client_class: ClassVar[type[GrpcClient]] = GrpcClient
@@ -104,6 +110,7 @@ class GrpcServiceResource(ConfigurableResource):
             tls=env_flag("GENERIA_GRPC_TLS"),
             ca_file=_env_str("GENERIA_GRPC_CA_FILE", None),
             token=_env_str("GENERIA_GRPC_TOKEN", None),
+            honours_idempotency=env_flag(IDEMPOTENCY_VARIABLE, default=True),
         )
 
 
@@ -219,4 +226,5 @@ class WorldResource(GrpcServiceResource):
             tls=env_flag("GENERIA_GRPC_TLS"),
             ca_file=_env_str("GENERIA_GRPC_CA_FILE", None),
             token=_env_str("GENERIA_GRPC_TOKEN", None),
+            honours_idempotency=env_flag(IDEMPOTENCY_VARIABLE, default=True),
         )

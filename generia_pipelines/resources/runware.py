@@ -10,6 +10,7 @@ any asset code runs) and closes it when the run ends.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import threading
 import weakref
@@ -28,8 +29,11 @@ from generia_pipelines.clients.runware import (
     OutputType,
     RunwareImages,
     RunwareSettings,
+    RunwareUnavailable,
     parse_bool,
 )
+
+log = logging.getLogger(__name__)
 
 
 class RunwareResource(ConfigurableResource):
@@ -138,10 +142,20 @@ class RunwareResource(ConfigurableResource):
     async def yield_for_execution(  # type: ignore[override]
         self, context: InitResourceContext
     ) -> AsyncIterator[RunwareResource]:
-        """Validate (and connect) on Dagster's run loop; disconnect when the run ends."""
+        """Validate (and connect) on Dagster's run loop; disconnect when the run ends.
+
+        A rejected key fails the run here. A transient failure to connect does not: it is
+        no setup error, and a failed resource fails the whole run with no step retry, so the
+        calls connect on demand instead, with their own retries.
+        """
         self.settings()
         if self.connect_on_setup:
-            await self.images().connect()
+            try:
+                await self.images().connect()
+            except RunwareUnavailable as exc:
+                (context.log or log).warning(
+                    f"Runware not reachable at setup, connecting on first use: {exc}"
+                )
         try:
             yield self
         finally:

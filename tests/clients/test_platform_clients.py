@@ -157,6 +157,33 @@ async def test_lost_response_is_retried_without_a_duplicate(
     assert [c["id"] for c in await _world_characters(stack)] == [created.id]
 
 
+async def test_retry_after_a_possible_commit_is_remembered_per_key(
+    stack_factory,
+    clients_factory,  # type: ignore[no-untyped-def]
+) -> None:
+    """Where the server ignores keys a lost answer makes a duplicate the client cannot see;
+    it can say that the create was retried after a status that may hide a commit."""
+    careless: ThreadedStack = stack_factory(honour_idempotency=False)
+    clients: Clients = await clients_factory(careless)
+    careless.faults.set("CreateCharacter", drop_after_commit_rate=1.0, times=1)
+    lost = await clients.character.create_ai_character(
+        WORLD, "Twice", idempotency_key="characters/neon-harbor/twice"
+    )
+    assert clients.character.uncertain_attempts("characters/neon-harbor/twice") == ("UNAVAILABLE",)
+    assert len(await _world_characters(careless)) == 2  # the duplicate the log must name
+    assert lost.id in {c["id"] for c in await _world_characters(careless)}
+
+    careless.faults.set("CreateCharacter", error_code="INTERNAL", times=1)
+    with pytest.raises(RpcError):  # refused before any effect: nothing uncertain
+        await clients.character.create_ai_character(
+            WORLD, "Once", idempotency_key="characters/neon-harbor/once"
+        )
+    await clients.character.create_ai_character(
+        WORLD, "Once", idempotency_key="characters/neon-harbor/once"
+    )
+    assert clients.character.uncertain_attempts("characters/neon-harbor/once") == ()
+
+
 async def test_same_key_replays_first_result(stack: ThreadedStack, clients: Clients) -> None:
     first = await clients.character.create_ai_character(
         WORLD, "Echo", idempotency_key="characters/neon-harbor/echo"

@@ -154,3 +154,23 @@ async def test_server_errors_are_retried_then_reported(
     with pytest.raises(UploadError, match=f"media {doomed.media_id} failed \\(HTTP 503\\)"):
         await clients.uploader.put(doomed, data, "image/png", declared_size=len(data))
     assert _puts(stack) == 3 + 4
+
+
+async def test_truncated_body_is_retried_on_the_same_url(
+    stack: ThreadedStack, clients: Clients
+) -> None:
+    """S3's 400 IncompleteBody means the bytes did not all arrive: the URL is still good."""
+    character_id = await _character(clients)
+    stack.faults.set("object_store.PUT", truncate_rate=1.0, times=2)
+    uploaded = await clients.uploader.upload(
+        world_id=WORLD,
+        character_id=character_id,
+        media_type=MediaType.POST_IMAGE,
+        filename="img.png",
+        content_type="image/png",
+        data=png_bytes(),
+        idempotency_key="posts/upload-world/truncated",
+    )
+    assert uploaded.presigns == 1
+    assert _puts(stack) == 3
+    await clients.media.confirm(uploaded.media_id, character_id, world_id=WORLD)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from conftest import WORLD
 from pipeline_helpers import Bed
 
 from generia_pipelines.assets.posts import post_images, posts
+from generia_pipelines.resources.runware import RunwareResource
 
 WORLD_ID = "neon-harbor"
 DAY = "2026-11-21"
@@ -61,6 +63,23 @@ def test_runware_failures_are_retried_and_paid_once(bed: Bed) -> None:
     with bed.ledger() as ledger:
         paid = [u for u in ledger.units(WORLD_ID, "posts", DAY) if u.image is not None]
         assert len(paid) == 6
+
+
+def test_images_billed_for_a_failed_call_are_in_the_ledger(bed: Bed) -> None:
+    """Undecodable images are paid for; when the call then fails, the ledger still counts
+    them, so its costs match what Runware billed."""
+    assert bed.setup(WORLD_ID).success
+    standin = bed.runware.standin
+    assert standin is not None
+    standin.faults.set(garbage_next=3)  # three posts' only attempt is garbage; retries are fine
+    env = bed.stack.env
+    runware = RunwareResource(
+        api_key=env["RUNWARE_API_KEY"], url=env["RUNWARE_URL"], max_attempts=1
+    )
+    assert bed.day(WORLD_ID, DAY, resources=bed.resources(runware=runware)).success
+    assert _images(bed) == 4 + 6 + 3
+    with bed.ledger() as ledger:
+        assert ledger.cost(WORLD_ID) == pytest.approx(standin.stats.snapshot().cost_reported_usd)
 
 
 def test_crash_after_images_resumes_from_the_ledger(bed: Bed) -> None:

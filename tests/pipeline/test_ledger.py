@@ -291,6 +291,16 @@ def test_cost_sums_units_once(ledger: Ledger) -> None:
     assert ledger.cost("other-world") == 0.0
 
 
+def test_cost_of_discarded_results_counts_without_an_image(ledger: Ledger) -> None:
+    key = post_key(WORLD, DAY, 0)
+    unit = ledger.record_cost(key, 0.0012)  # two undecodable images, then the call failed
+    assert unit.image is None and unit.status is Stage.PLANNED
+    ledger.record_image(key, PNG, {}, 0.0006)
+    assert ledger.cost(WORLD) == pytest.approx(0.0018)
+    with pytest.raises(ValueError):
+        ledger.record_cost(key, -1.0)
+
+
 # -- concurrency -------------------------------------------------------------------------
 
 

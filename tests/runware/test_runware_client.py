@@ -302,6 +302,9 @@ async def test_persistent_garbage_raises(standin: RunwareStandin, make_settings:
         with pytest.raises(RunwareInvalidImage, match="not a decodable image") as caught:
             await images.generate(PROMPT, seed=4)
     assert caught.value.attempts == 2
+    # Both discarded images were billed; the error says so, for the ledger.
+    assert caught.value.paid_usd == pytest.approx(2 * 0.0006)
+    assert standin.stats.snapshot().cost_reported_usd == pytest.approx(caught.value.paid_usd)
 
 
 async def test_wrong_format_or_size_is_rejected(
@@ -399,3 +402,18 @@ def test_one_instance_per_event_loop() -> None:
         finally:
             home.run_until_complete(images.close())
             home.close()
+
+
+async def test_lost_session_resets_the_connection_and_retries(
+    standin: RunwareStandin, make_settings: Any
+) -> None:
+    """``missingApiKey`` on a task means the socket lost its session (the SDK resent a task
+    on a reconnected socket not yet authenticated): not the request's fault, so retried."""
+    standin.faults.set(fail_next=1, error_code="missingApiKey")
+    async with RunwareImages(make_settings(max_attempts=2)) as images:
+        image = await images.generate(PROMPT, seed=3)
+    assert image.data
+    stats = standin.stats.snapshot()
+    assert stats.errors["missingApiKey"] == 1
+    assert stats.calls["imageInference"] == 2
+    assert stats.connections == 2  # the connection was reset, not reused

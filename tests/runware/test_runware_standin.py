@@ -14,6 +14,7 @@ import httpx
 import pytest
 from PIL import Image, ImageStat
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 
 from generia_pipelines.local.runware_standin import (
     RunwareStandin,
@@ -193,3 +194,47 @@ def test_threaded_standin_starts_and_stops_quickly() -> None:
 def standin_threaded() -> Any:
     with ThreadedRunwareStandin() as server:
         yield server
+
+
+async def test_rate_faults_break_a_share_and_are_counted(standin: RunwareStandin) -> None:
+    """The chaos knobs: garbage bytes, dropped connections and silent auths by rate."""
+    standin.faults.set(garbage_rate=1.0)
+    ws = await _authed(standin)
+    [reply] = await _ask(ws, [_image_task(outputType="base64Data", includeCost=True)])
+    data = base64.b64decode(reply["data"][0]["imageBase64Data"])
+    with pytest.raises(OSError):
+        Image.open(io.BytesIO(data)).load()
+    standin.faults.set(garbage_rate=0.0, drop_rate=1.0)
+    await ws.send(json.dumps([_image_task()]))
+    with pytest.raises(ConnectionClosed):
+        await asyncio.wait_for(ws.recv(), 5)
+    standin.faults.set(drop_rate=0.0, silent_auth_rate=1.0)
+    async with connect(standin.url) as silent:
+        await silent.send(json.dumps([{"taskType": "authentication", "apiKey": standin.api_key}]))
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(silent.recv(), 0.3)
+    stats = standin.stats.snapshot()
+    assert (stats.garbage_images, stats.drops, stats.silent_auths) == (1, 1, 1)
+    assert stats.cost_reported_usd == pytest.approx(0.0006)  # the garbage was billed
+    assert list(stats.delivered) == []  # ...but is not a good image delivered
+
+
+async def test_good_deliveries_are_remembered_by_image_and_task(standin: RunwareStandin) -> None:
+    ws = await _authed(standin)
+    task = _image_task(outputType="base64Data")
+    [reply] = await _ask(ws, [task])
+    await ws.close()
+    item = reply["data"][0]
+    assert list(standin.stats.snapshot().delivered) == [(item["imageUUID"], task["taskUUID"], 0.0)]
+
+
+async def test_a_task_sent_again_after_its_answer_is_counted(standin: RunwareStandin) -> None:
+    ws = await _authed(standin)
+    task = _image_task(includeCost=True)
+    await _ask(ws, [task])
+    await _ask(ws, [task])  # what the SDK does after a reconnect: billed again
+    await ws.close()
+    stats = standin.stats.snapshot()
+    assert (stats.repeated_tasks, stats.repeated_images, stats.images_generated) == (1, 1, 2)
+    assert stats.repeated_usd == pytest.approx(0.0006)
+    assert [entry[1] for entry in stats.delivered] == [task["taskUUID"]] * 2
