@@ -45,8 +45,9 @@ def per_world_config(partitions_def: PartitionsDefinition) -> PartitionedConfig:
     """No run config per partition, only the world tag.
 
     Dagster tags a run with its partition (``dagster/partition``, and per dimension for world
-    × date), but with nothing the two jobs share: this tag lets the run queue hold a world's
-    ``daily_posts`` until its ``populate_world`` is done. Job backfills, the schedule, the
+    × date), but with nothing the two jobs share: with this tag the run queue never runs a
+    world's ``populate_world`` and ``daily_posts`` at once, and since it is first in, first
+    out, posts queued after a world's setup wait for it. Job backfills, the schedule, the
     sensor and the launchpad all take a job's partition tags from here.
     """
     return PartitionedConfig(

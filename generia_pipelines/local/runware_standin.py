@@ -173,12 +173,11 @@ class Stats:
     *reported* only with an answer that reached the socket, so an image whose connection
     died first is counted in ``images_undelivered`` instead. ``garbage_images`` were
     delivered with bytes that do not decode (a client must discard and regenerate them).
-    ``delivered`` keeps ``(imageUUID, taskUUID, cost)`` of the latest good images delivered,
-    so an audit can name the ones a client paid for but never used. ``repeated_tasks``
-    counts image tasks sent again under a taskUUID that was already answered (the SDK resends
-    its pending tasks after a reconnect, even one whose answer was on the wire when the
-    connection died): each is billed again, and the earlier answer's images and cost are
-    added to ``repeated_images`` (decodable ones) and ``repeated_usd``.
+    ``delivered`` keeps ``(imageUUID, taskUUID, cost, decodable)`` of the latest images
+    delivered, so an audit can name the ones billed but never used. ``resent_tasks`` counts
+    tasks sent again under a taskUUID already answered, with images or an error (the SDK
+    resends its pending tasks after a reconnect, answered or not), and ``resent_uuids`` names
+    them: Runware bills every answer with images.
     """
 
     images_generated: int = 0
@@ -192,10 +191,9 @@ class Stats:
     silent_auths: int = 0
     garbage_images: int = 0
     images_undelivered: int = 0
-    repeated_tasks: int = 0
-    repeated_images: int = 0
-    repeated_usd: float = 0.0
-    delivered: deque[tuple[str, str, float]] = field(
+    resent_tasks: int = 0
+    resent_uuids: deque[str] = field(default_factory=lambda: deque(maxlen=_KEPT_UUIDS))
+    delivered: deque[tuple[str, str, float, bool]] = field(
         default_factory=lambda: deque(maxlen=_KEPT_UUIDS)
     )
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
@@ -214,9 +212,8 @@ class Stats:
                 silent_auths=self.silent_auths,
                 garbage_images=self.garbage_images,
                 images_undelivered=self.images_undelivered,
-                repeated_tasks=self.repeated_tasks,
-                repeated_images=self.repeated_images,
-                repeated_usd=self.repeated_usd,
+                resent_tasks=self.resent_tasks,
+                resent_uuids=deque(self.resent_uuids, maxlen=_KEPT_UUIDS),
                 delivered=deque(self.delivered, maxlen=_KEPT_UUIDS),
             )
 
@@ -228,9 +225,16 @@ class Stats:
         with self._lock:
             getattr(self, counter)[key] += 1
 
-    def record_delivery(self, image_uuid: str, task_uuid: str, cost: float) -> None:
+    def record_resend(self, task_uuid: str) -> None:
         with self._lock:
-            self.delivered.append((image_uuid, task_uuid, cost))
+            self.resent_tasks += 1
+            self.resent_uuids.append(task_uuid)
+
+    def record_delivery(
+        self, image_uuid: str, task_uuid: str, cost: float, decodable: bool
+    ) -> None:
+        with self._lock:
+            self.delivered.append((image_uuid, task_uuid, cost, decodable))
 
 
 # --------------------------------------------------------------------------- drawing
@@ -353,8 +357,8 @@ class RunwareStandin:
         self._port = 0
         self._images: OrderedDict[str, tuple[bytes, str]] = OrderedDict()
         self._in_progress: set[str] = set()
-        #: taskUUID -> (decodable images, cost) of the answers sent for it.
-        self._answered: OrderedDict[str, tuple[int, float]] = OrderedDict()
+        #: taskUUIDs answered (with images or an error), to spot one sent again.
+        self._answered: OrderedDict[str, None] = OrderedDict()
 
     def __repr__(self) -> str:
         return f"RunwareStandin(url={self.url!r})"
@@ -574,14 +578,13 @@ class RunwareStandin:
             )
             return
         self._in_progress.add(task_uuid)
+        resent = task_uuid in self._answered
+        if resent:
+            self.stats.record_resend(task_uuid)
+        answered = True
         try:
             if task_type == "imageInference":
-                earlier = self._answered.pop(task_uuid, None)
-                if earlier is not None:
-                    self.stats.bump("repeated_tasks")
-                    self.stats.bump("repeated_images", earlier[0])
-                    self.stats.bump("repeated_usd", earlier[1])
-                await self._image_inference(ws, task, task_uuid)
+                answered = await self._image_inference(ws, task, task_uuid)
             elif task_type == "promptEnhance":
                 await self._prompt_enhance(ws, task, task_uuid)
             else:
@@ -605,6 +608,10 @@ class RunwareStandin:
             )
         finally:
             self._in_progress.discard(task_uuid)
+            if answered:
+                self._answered[task_uuid] = None
+                while len(self._answered) > _KEPT_UUIDS:
+                    self._answered.popitem(last=False)
 
     async def _faults_before_answer(self, ws: ServerConnection) -> bool:
         """Latency, then maybe drop or fail; False when the task must not be answered."""
@@ -623,7 +630,8 @@ class RunwareStandin:
 
     async def _image_inference(
         self, ws: ServerConnection, task: dict[str, Any], task_uuid: str
-    ) -> None:
+    ) -> bool:
+        """Answer one image task; False when its connection was dropped unanswered."""
         model = task.get("model")
         if model not in MODEL_COSTS:
             raise _TaskError(
@@ -672,7 +680,7 @@ class RunwareStandin:
                 "outputType",
             )
         if not await self._faults_before_answer(ws):
-            return
+            return False
         safety = task.get("safety")
         check_content = bool(isinstance(safety, dict) and safety.get("checkContent")) or bool(
             task.get("checkNSFW")
@@ -714,16 +722,8 @@ class RunwareStandin:
                 self.stats.bump("cost_reported_usd", item["cost"])
             if garbage:
                 self.stats.bump("garbage_images")
-            else:
-                self.stats.record_delivery(image_uuid, task_uuid, item.get("cost", 0.0))
-            self._remember_answer(task_uuid, 0 if garbage else 1, item.get("cost", 0.0))
-
-    def _remember_answer(self, task_uuid: str, images: int, cost: float) -> None:
-        """Note what was sent for a task, to count it if the task is sent again."""
-        done_images, done_cost = self._answered.pop(task_uuid, (0, 0.0))
-        self._answered[task_uuid] = (done_images + images, done_cost + cost)
-        while len(self._answered) > _KEPT_UUIDS:
-            self._answered.popitem(last=False)
+            self.stats.record_delivery(image_uuid, task_uuid, item.get("cost", 0.0), not garbage)
+        return True
 
     async def _prompt_enhance(
         self, ws: ServerConnection, task: dict[str, Any], task_uuid: str

@@ -71,6 +71,39 @@ THEMES = (
 MEDIA_AVATAR = 3
 MEDIA_POST_IMAGE = 4
 _SUSPECT = re.compile(r"suspected duplicate .*?for ((?:characters|posts)/[^\s:()]+)")
+_GIVEN_UP = re.compile(r"(?:did not finish within|lost the connection).*taskUUID=([0-9a-f-]{36})")
+
+
+class GivenUpRequests(logging.Handler):
+    """Collects the Runware requests the client gave up on (timeout, lost connection).
+
+    The SDK cannot withdraw a request: one it had queued may still be sent, generated and
+    billed after the client retried it under a new taskUUID.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.tasks: set[str] = set()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        match = _GIVEN_UP.search(record.getMessage())
+        if match:
+            self.tasks.add(match.group(1))
+
+
+@contextmanager
+def given_up_requests() -> Iterator[GivenUpRequests]:
+    handler = GivenUpRequests()
+    logger = logging.getLogger("generia_pipelines.clients.runware")
+    logger.addHandler(handler)
+    level = logger.level
+    if logger.getEffectiveLevel() > logging.WARNING:
+        logger.setLevel(logging.WARNING)
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 @dataclass(frozen=True)
@@ -160,6 +193,7 @@ class ChaosReport:
     figures: dict[str, Any] = field(default_factory=dict)
     runs: list[RunRecord] = field(default_factory=list)
     suspected: dict[str, list[str]] = field(default_factory=dict)
+    given_up: set[str] = field(default_factory=set)
     orphans: list[dict[str, Any]] = field(default_factory=list)
     duplicates: list[dict[str, Any]] = field(default_factory=list)
 
@@ -180,12 +214,13 @@ class ChaosReport:
             "posts_with_bad_image",
             "characters_without_confirmed_avatar",
             "images_paid_twice",
+            "images_unaccounted",
         ):
             if f[name]:
                 found.append(f"{name} = {f[name]}")
         if not f["costs_match"]:
             found.append(
-                f"ledger cost {f['cost_ledger_usd']} + resends {f['cost_resent_usd']} != "
+                f"ledger cost {f['cost_ledger_usd']} + never used {f['cost_never_used_usd']} != "
                 f"reported {f['cost_reported_usd']}"
             )
         return found
@@ -220,13 +255,18 @@ class ChaosReport:
                 "  billed twice: one request resent by the SDK",
                 f"{f['images_resent_by_sdk']} (requests resent: {f['sdk_repeated_requests']})",
             ),
+            (
+                "  billed twice: given up by the client, sent by the SDK",
+                f["images_given_up_then_sent"],
+            ),
             ("  paid twice by the pipeline", f["images_paid_twice"]),
             ("  ...their taskUUIDs", f["paid_twice_tasks"]),
+            ("  good, delivered, unaccounted for", f["images_unaccounted"]),
             ("orphan uploads (presigned/uploaded/confirmed)", f["orphans_by_state"]),
             ("cost in ledger USD", f["cost_ledger_usd"]),
             ("cost reported by Runware USD", f["cost_reported_usd"]),
-            ("  of which SDK resends USD", f["cost_resent_usd"]),
-            ("costs match (ledger + resends = reported)", f["costs_match"]),
+            ("  of which billed, never used USD", f["cost_never_used_usd"]),
+            ("costs match (ledger + never used = reported)", f["costs_match"]),
             ("faults injected", f["faults_injected"]),
         ]
         width = max(len(name) for name, _ in rows)
@@ -473,7 +513,11 @@ def run_chaos(
     """Populate ``config.worlds`` worlds under chaos, then audit; see the module docstring."""
     report = ChaosReport(config)
     started = time.monotonic()
-    with chaos_bed(config, workdir) as bed, DagsterInstance.ephemeral() as instance:
+    with (
+        chaos_bed(config, workdir) as bed,
+        DagsterInstance.ephemeral() as instance,
+        given_up_requests() as given_up,
+    ):
         write_worlds(bed, config)
         install_faults(bed, config)
         defs = Definitions(
@@ -490,6 +534,7 @@ def run_chaos(
         days = [str(world_day_key(w, d)) for d in config.day_list for w in config.world_ids]
         left += run_partitions(defs, instance, "daily_posts", days, config, report, say)
         wall = time.monotonic() - started
+        report.given_up = given_up.tasks
         audit(bed, config, report, wall_s=wall, unfinished=left)
     return report
 
@@ -623,13 +668,19 @@ def audit(
     delivered_good = runware.images_generated - runware.images_undelivered - runware.garbage_images
     used_images = set().union(*(w.images_used for w in worlds.values()))
     used_tasks = set().union(*(w.tasks_used for w in worlds.values()))
-    # A request answered twice was sent twice by the SDK (a resend after a reconnect): Runware
-    # bills both answers and no client can prevent it; the pipeline saw one at most.
-    paid_twice = [
-        task
-        for image, task, _ in runware.delivered
-        if image not in used_images and task not in used_tasks
-    ]
+    # A request answered twice was sent twice by the SDK (it resends its pending requests
+    # after a reconnect, answered or not): Runware bills both answers, the pipeline awaits one.
+    resent = set(runware.resent_uuids) | used_tasks
+    unused = [d for d in runware.delivered if d[3] and d[0] not in used_images]
+    twice = [task for _, task, _, _ in unused if task not in resent]
+    # A request the client gave up on (bounded wait) that the SDK sent anyway: the price of
+    # bounded waits on an API with no cancel; anything else the pipeline paid twice itself.
+    abandoned = [task for task in twice if task in report.given_up]
+    paid_twice = [task for task in twice if task not in report.given_up]
+    # Undecodable bytes of a request whose later answer was used never reached the pipeline
+    # (seen ones make it give the request up): billed, and outside the ledger like ``unused``.
+    unseen_garbage = [d for d in runware.delivered if not d[3] and d[1] in used_tasks]
+    never_used_usd = sum(d[2] for d in (*unused, *unseen_garbage))
     cost_ledger = sum(w.cost_usd for w in worlds.values())
     posts_by_day = {k: v for w in worlds.values() for k, v in w.posts_by_day.items()}
     dup_posts = sum(w.duplicate_posts for w in worlds.values())
@@ -679,16 +730,18 @@ def audit(
         "images_generated": runware.images_generated,
         "images_garbage": runware.garbage_images,
         "images_undelivered": runware.images_undelivered,
-        "images_resent_by_sdk": runware.repeated_images,
-        "sdk_repeated_requests": runware.repeated_tasks,
-        "images_paid_twice": delivered_good - needed - runware.repeated_images,
+        "images_resent_by_sdk": len(unused) - len(twice) + len(unseen_garbage),
+        "images_given_up_then_sent": len(abandoned),
+        "sdk_repeated_requests": runware.resent_tasks,
+        "images_paid_twice": len(paid_twice),
+        "images_unaccounted": delivered_good - needed - len(unused),
         "paid_twice_tasks": paid_twice,
         "orphan_uploads": len(report.orphans),
         "orphans_by_state": dict(Counter(o["state"] for o in report.orphans)),
         "cost_ledger_usd": round(cost_ledger, 6),
         "cost_reported_usd": round(runware.cost_reported_usd, 6),
-        "cost_resent_usd": round(runware.repeated_usd, 6),
-        "costs_match": abs(cost_ledger + runware.repeated_usd - runware.cost_reported_usd) < 1e-9,
+        "cost_never_used_usd": round(never_used_usd, 6),
+        "costs_match": abs(cost_ledger + never_used_usd - runware.cost_reported_usd) < 1e-9,
         "text_requests": text.requests,
         "faults_injected": injected,
     }

@@ -34,6 +34,8 @@ from generia_pipelines.local.stack import StackConfig, ThreadedStack
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
+#: The figures the deployment tests measure, kept for CI next to the browser's screenshots.
+FIGURES = REPO / "test-artifacts" / "deploy" / "figures.txt"
 BIN = Path(sys.executable).parent
 LOCATION = "generia_pipelines"
 REPOSITORY = "__repository__"
@@ -112,6 +114,15 @@ def max_overlap(intervals: Iterable[tuple[float, float]]) -> int:
         current += step
         peak = max(peak, current)
     return peak
+
+
+def report(line: str) -> None:
+    """Print a measured figure and keep it in ``test-artifacts/deploy/figures.txt``."""
+    print(f"\n{line}")
+    FIGURES.parent.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).isoformat(timespec="seconds")
+    with FIGURES.open("a", encoding="utf-8") as out:
+        out.write(f"{stamp} {line}\n")
 
 
 def wait_for(what: str, probe: Callable[[], T | None], timeout_s: float, every_s: float = 1.0) -> T:
@@ -514,7 +525,7 @@ class Deployment:
 
 
 def deployment_env(
-    root: Path, home: Path, database: str, stack_env: Mapping[str, str], worlds_file: Path
+    home: Path, database: str, stack_env: Mapping[str, str], worlds_file: Path
 ) -> dict[str, str]:
     """The environment of every deployment process: the caller's, cleaned of anything that
     points elsewhere, plus the instance, the code server, the ledger and the local stack."""
@@ -609,7 +620,7 @@ def deployment(root: Path, worlds: Sequence[Mapping[str, Any]] = ()) -> Iterator
         runware = RunwareComponent()
         stack = ThreadedStack(StackConfig(data_dir=root / "stack"), [runware]).start()
         stack_of_exits.callback(stack.stop)
-        env = deployment_env(root, home, database, stack.env, worlds_file)
+        env = deployment_env(home, database, stack.env, worlds_file)
         web_port = free_port()
         dep = Deployment(
             root=root,

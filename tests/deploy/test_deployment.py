@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from deploy_helpers import Deployment, daemons_healthy, max_overlap, wait_for
+from deploy_helpers import Deployment, daemons_healthy, max_overlap, report, wait_for
 
 from generia_pipelines.ledger import Ledger
 
@@ -177,8 +177,8 @@ def test_backfill_of_worlds_and_days_is_exactly_once_and_one_run_per_world(
     assert runware_steps <= RUNWARE_LIMIT
     first = min(w[0] for w in windows.values())
     last = max(w[2] for w in windows.values())
-    print(
-        f"\nBACKFILL: {len(worlds)} worlds x {len(days)} days; {len(runs)} runs "
+    report(
+        f"BACKFILL: {len(worlds)} worlds x {len(days)} days; {len(runs)} runs "
         f"({len(setup_runs)} populate_world + {len(daily_runs)} daily_posts), all SUCCESS; "
         f"wall {wall_s:.1f} s from launch to both backfills COMPLETED_SUCCESS "
         f"(first run launched to last run ended: {last - first:.1f} s); "
@@ -281,8 +281,8 @@ def test_multiprocess_executor_populates_worlds_across_processes_exactly_once(
         assert_world_populated(live, world_id, days=1)
     assert_checks_passed(live, SETUP_ASSETS, set(setup + again[:2]))
     assert_checks_passed(live, DAILY_ASSETS, set(daily + again[2:]))
-    print(
-        f"\nMULTIPROCESS: {len(worlds)} worlds, {len(setup + daily)} runs in "
+    report(
+        f"MULTIPROCESS: {len(worlds)} worlds, {len(setup + daily)} runs in "
         f"{first_pass_s:.1f} s across {len(workers)} run workers and {len(step_pids)} step "
         f"processes (forkserver); re-run of all {len(again)}: 0 new images, counts unchanged"
     )
@@ -330,8 +330,8 @@ def test_a_run_in_flight_survives_a_daemon_crash_and_the_queue_resumes_after_res
     assert_world_populated(live, queued, days=0)
     with Ledger(live.ledger_url) as ledger:
         assert ledger.duplicates() == []
-    print(
-        f"\nDAEMON RESTART: the daemon was SIGKILLed while run {in_flight[:8]} was executing; "
+    report(
+        f"DAEMON RESTART: the daemon was SIGKILLed while run {in_flight[:8]} was executing; "
         f"the run kept going in its own process under the code server and ended SUCCESS "
         f"{ended_after_kill:.1f} s later; a run launched meanwhile stayed QUEUED until the "
         f"daemon was restarted and then ran ({float(resumed['endTime']) - restarted_at:.1f} s "

@@ -216,7 +216,8 @@ async def test_rate_faults_break_a_share_and_are_counted(standin: RunwareStandin
     stats = standin.stats.snapshot()
     assert (stats.garbage_images, stats.drops, stats.silent_auths) == (1, 1, 1)
     assert stats.cost_reported_usd == pytest.approx(0.0006)  # the garbage was billed
-    assert list(stats.delivered) == []  # ...but is not a good image delivered
+    [(_, _, cost, decodable)] = stats.delivered
+    assert (cost, decodable) == (0.0006, False)
 
 
 async def test_good_deliveries_are_remembered_by_image_and_task(standin: RunwareStandin) -> None:
@@ -225,16 +226,23 @@ async def test_good_deliveries_are_remembered_by_image_and_task(standin: Runware
     [reply] = await _ask(ws, [task])
     await ws.close()
     item = reply["data"][0]
-    assert list(standin.stats.snapshot().delivered) == [(item["imageUUID"], task["taskUUID"], 0.0)]
+    assert list(standin.stats.snapshot().delivered) == [
+        (item["imageUUID"], task["taskUUID"], 0.0, True)
+    ]
 
 
 async def test_a_task_sent_again_after_its_answer_is_counted(standin: RunwareStandin) -> None:
+    """The SDK resends its pending tasks after a reconnect, answered or not: billed again."""
     ws = await _authed(standin)
     task = _image_task(includeCost=True)
     await _ask(ws, [task])
-    await _ask(ws, [task])  # what the SDK does after a reconnect: billed again
+    await _ask(ws, [task])
+    standin.faults.set(fail_next=1)
+    failed = _image_task(includeCost=True)
+    [error] = await _ask(ws, [failed])
+    assert error["errors"][0]["code"] == "timeoutProvider"
+    await _ask(ws, [failed])  # answered with an error first, then an image
     await ws.close()
     stats = standin.stats.snapshot()
-    assert (stats.repeated_tasks, stats.repeated_images, stats.images_generated) == (1, 1, 2)
-    assert stats.repeated_usd == pytest.approx(0.0006)
-    assert [entry[1] for entry in stats.delivered] == [task["taskUUID"]] * 2
+    assert (stats.resent_tasks, stats.images_generated) == (2, 3)
+    assert list(stats.resent_uuids) == [task["taskUUID"], failed["taskUUID"]]
