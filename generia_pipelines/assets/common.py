@@ -41,7 +41,7 @@ from generia_pipelines.clients.text.base import TextTask
 from generia_pipelines.clients.text.errors import TextProviderError
 from generia_pipelines.clients.upload import PresignedUploader
 from generia_pipelines.generation.prompts import Prompt
-from generia_pipelines.ledger import Ledger, Stage, StoredImage, Unit
+from generia_pipelines.ledger import Ledger, LedgerError, Stage, StoredImage, Unit
 from generia_pipelines.partitions import InvalidPartitionKey
 from generia_pipelines.resources.grpc import MediaResource
 from generia_pipelines.resources.runware import RunwareResource
@@ -251,6 +251,9 @@ class WorldWork:
         stored = self.ledger.load_image(key)
         if stored is not None:
             return stored, Outcome.REUSED
+        unit = self.ledger.get(key)
+        if unit is not None and unit.image is not None:  # confirmed: its bytes were dropped
+            raise LedgerError(f"{key}: its image was paid for and confirmed; not paying again")
         assert self.runware is not None, "runware resource missing"
         self.ledger.spend(self.world_id, self.budget, period=self.period, images=1, usd=IMAGE_USD)
         try:

@@ -316,24 +316,29 @@ async def character_avatars(
         unit = book.get(key)
         if unit is not None and unit.done:
             return Outcome.REUSED
-        profile = character_profile(person)
-        prompt, _ = await work.text_for(
-            key, AvatarPrompt, render_avatar_prompt(spec, brief, profile)
-        )
-        image, _ = await work.image_for(key, prompt.prompt, stable_seed(key))
-        unit = book.get(key)
-        assert unit is not None
-        confirmed = await work.upload_and_confirm(
-            unit, image, character_id, MediaType.CHARACTER_AVATAR
-        )
+        if unit is not None and unit.reached(Stage.CONFIRMED) and unit.media_id:
+            # Confirmed before, the attach failed: attach that media (its bytes are gone).
+            media_id, url = unit.media_id, variant_url(unit, "medium")
+        else:
+            profile = character_profile(person)
+            prompt, _ = await work.text_for(
+                key, AvatarPrompt, render_avatar_prompt(spec, brief, profile)
+            )
+            image, _ = await work.image_for(key, prompt.prompt, stable_seed(key))
+            unit = book.get(key)
+            assert unit is not None
+            confirmed = await work.upload_and_confirm(
+                unit, image, character_id, MediaType.CHARACTER_AVATAR
+            )
+            media_id, url = confirmed.media_id, confirmed.url("medium")
         await character.client.update_character(
             character_id,
-            avatar_media_id=confirmed.media_id,
-            avatar_url=confirmed.url("medium"),
+            avatar_media_id=media_id,
+            avatar_url=url,
             world_id=spec.id,
             idempotency_key=f"{key}/attach",
         )
-        book.record_created(key, confirmed.media_id)
+        book.record_created(key, media_id)
         return Outcome.CREATED
 
     tally = await fan_out(

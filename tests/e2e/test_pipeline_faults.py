@@ -82,6 +82,19 @@ def test_images_billed_for_a_failed_call_are_in_the_ledger(bed: Bed) -> None:
         assert ledger.cost(WORLD_ID) == pytest.approx(standin.stats.snapshot().cost_reported_usd)
 
 
+def test_confirmed_avatar_whose_attach_failed_is_attached_without_paying_again(
+    bed: Bed,
+) -> None:
+    """The avatars are confirmed (their bytes dropped), then UpdateCharacter fails (INTERNAL
+    is not retried by the client): the step retry attaches the same media, paying nothing."""
+    bed.stack.faults.set("UpdateCharacter", error_code="INTERNAL", times=4)
+    assert bed.setup(WORLD_ID).success
+    assert _images(bed) == 4
+    people = bed.platform(WORLD_ID, "characters")
+    media = {m["media_id"]: m for m in bed.platform(WORLD_ID, "media")}
+    assert all(media[p["avatar_media_id"]]["character_id"] == p["id"] for p in people)
+
+
 def test_crash_after_images_resumes_from_the_ledger(bed: Bed) -> None:
     """A run that dies after paying for images but before publishing: the re-run reuses."""
     assert bed.setup(WORLD_ID).success
