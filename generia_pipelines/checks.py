@@ -6,7 +6,10 @@ Platform-facing checks ask the platform itself, not the ledger, what exists.
 
 from __future__ import annotations
 
+import asyncio
 import re
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TypeVar
 
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, MetadataValue
 
@@ -24,6 +27,23 @@ NO_DUPLICATES = "no_duplicate_units"
 CAPTION_MAX = 2200
 TAGS_MAX = 10
 _TAG = re.compile(r"^[a-z0-9_]{1,32}$")
+#: Platform reads in flight at once while checking (a world has up to 250 posts a day).
+CHECK_CONCURRENCY = 32
+
+ItemT = TypeVar("ItemT")
+
+
+async def _each(
+    items: Iterable[ItemT], probe: Callable[[ItemT], Awaitable[str | None]]
+) -> list[str | None]:
+    """``probe`` every item, a bounded number at once: a problem's text, or None."""
+    gate = asyncio.Semaphore(CHECK_CONCURRENCY)
+
+    async def one(item: ItemT) -> str | None:
+        async with gate:
+            return await probe(item)
+
+    return list(await asyncio.gather(*(one(item) for item in items)))
 
 
 def specs(asset: str, *names: str) -> list[AssetCheckSpec]:
@@ -47,17 +67,23 @@ async def avatars_confirmed(
     world_id: str,
 ) -> AssetCheckResult:
     """Every created character carries, on the platform, the avatar the ledger confirmed."""
-    problems: dict[str, str] = {}
-    for person, key in zip(people, avatar_keys, strict=True):
+
+    async def probe(pair: tuple[Unit, str]) -> str | None:
+        person, key = pair
         unit = ledger.get(key)
         if unit is None or not unit.done or not unit.variants:
-            problems[str(person.character_id)] = "no confirmed avatar"
-            continue
+            return "no confirmed avatar"
         remote = await client.get_character(str(person.character_id), world_id=world_id)
         if remote.avatar_media_id != unit.media_id:
-            problems[str(person.character_id)] = (
-                f"platform avatar {remote.avatar_media_id} != confirmed {unit.media_id}"
-            )
+            return f"platform avatar {remote.avatar_media_id} != confirmed {unit.media_id}"
+        return None
+
+    found = await _each(zip(people, avatar_keys, strict=True), probe)
+    problems = {
+        str(person.character_id): problem
+        for person, problem in zip(people, found, strict=True)
+        if problem is not None
+    }
     return AssetCheckResult(
         check_name=AVATARS_CONFIRMED,
         passed=not problems,
@@ -84,18 +110,23 @@ async def post_images_owned(
     published: list[Unit], post_client: PostClient, media_client: MediaClient, world_id: str
 ) -> AssetCheckResult:
     """Ask the platform: each post's media exists, is confirmed, and is its author's."""
-    problems: dict[str, str] = {}
-    for unit in published:
+
+    async def probe(unit: Unit) -> str | None:
         try:
             remote = await post_client.get_post(str(unit.post_id), world_id=world_id)
             media = await media_client.get_media(remote.media_id, world_id=world_id)
         except RpcError as exc:
-            problems[unit.key] = str(exc)
-            continue
+            return str(exc)
         if media.character_id != remote.character_id:
-            problems[unit.key] = f"media {media.media_id} belongs to {media.character_id}"
-        elif not media.variants:
-            problems[unit.key] = f"media {media.media_id} is not confirmed"
+            return f"media {media.media_id} belongs to {media.character_id}"
+        if not media.variants:
+            return f"media {media.media_id} is not confirmed"
+        return None
+
+    found = await _each(published, probe)
+    problems = {
+        unit.key: problem for unit, problem in zip(published, found, strict=True) if problem
+    }
     return AssetCheckResult(
         check_name=POST_IMAGES_OWNED,
         passed=not problems,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -243,16 +244,18 @@ class WorldWork:
         )
         result = await self.text.generate(TextTask(schema, prompt, self.world_id, key))
         actual = result.usage.cost_usd or 0.0
-        self.ledger.adjust_spend(self.world_id, period=self.period, usd=actual - TEXT_USD)
+        if actual != TEXT_USD:
+            self.ledger.adjust_spend(self.world_id, period=self.period, usd=actual - TEXT_USD)
         return result.value
 
     async def image_for(self, key: str, prompt: str, seed: int) -> tuple[StoredImage, Outcome]:
         """The unit's image: the paid-for bytes from the ledger, else one new Runware call."""
-        stored = self.ledger.load_image(key)
-        if stored is not None:
-            return stored, Outcome.REUSED
         unit = self.ledger.get(key)
-        if unit is not None and unit.image is not None:  # confirmed: its bytes were dropped
+        if unit is not None and unit.image is not None:
+            stored = self.ledger.load_image(key)
+            if stored is not None:
+                return stored, Outcome.REUSED
+            # confirmed: its bytes were dropped
             raise LedgerError(f"{key}: its image was paid for and confirmed; not paying again")
         assert self.runware is not None, "runware resource missing"
         self.ledger.spend(self.world_id, self.budget, period=self.period, images=1, usd=IMAGE_USD)
@@ -266,9 +269,15 @@ class WorldWork:
                 )
             raise
         cost = image.total_cost_usd or 0.0
-        self.ledger.adjust_spend(self.world_id, period=self.period, usd=cost - IMAGE_USD)
-        self.ledger.record_image(key, image.data, _image_meta(image), cost)
-        stored = self.ledger.load_image(key)
+        if cost != IMAGE_USD:
+            self.ledger.adjust_spend(self.world_id, period=self.period, usd=cost - IMAGE_USD)
+        recorded = self.ledger.record_image(key, image.data, _image_meta(image), cost)
+        if (
+            recorded.image is not None
+            and recorded.image.sha256 == hashlib.sha256(image.data).hexdigest()
+        ):
+            return StoredImage(image.data, recorded.image), Outcome.CREATED
+        stored = self.ledger.load_image(key)  # another writer's image was kept: use that one
         assert stored is not None
         return stored, Outcome.CREATED
 

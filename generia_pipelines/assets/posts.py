@@ -201,7 +201,9 @@ async def post_images(
         drafted,
         lambda u: u.key,
         picture,
-        limit=runware.concurrency,
+        # Runware's client bounds the image calls; twice as many units let each upload
+        # overlap the next image instead of holding an image slot.
+        limit=2 * runware.concurrency,
         log=context.log,
         what="post images",
     )

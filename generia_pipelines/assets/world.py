@@ -1,5 +1,6 @@
 """World setup assets (partitioned by world): the brief, the characters, their avatars."""
 
+import asyncio
 import json
 from typing import Any
 
@@ -43,6 +44,7 @@ from .common import (
     RUNWARE_POOL,
     TEXT_POOL,
     Outcome,
+    Tally,
     WorldWork,
     create_remote,
     fail_fast_on_bad_input,
@@ -164,6 +166,21 @@ async def characters(
     work = WorldWork(spec.id, "", spec.setup_budget(), book, text=text)
     book.plan(character_key(spec.id, slot) for slot in range(spec.characters))
 
+    async def detail(pair: tuple[int, CharacterConcept]) -> Outcome:
+        slot, concept = pair
+        key = character_key(spec.id, slot)
+        profile = await work.generate_text(
+            key, CharacterProfile, render_character_detail(spec, brief, concept)
+        )
+        book.record_text(
+            key,
+            {
+                "concept": concept.model_dump(mode="json"),
+                "profile": profile.model_dump(mode="json"),
+            },
+        )
+        return Outcome.CREATED
+
     for _round in range(PLAN_ROUNDS):
         units = {u.slot_number: u for u in book.units(spec.id, CHARACTERS)}
         earlier = [
@@ -174,41 +191,38 @@ async def characters(
         missing = [s for s in range(spec.characters) if not units[s].reached(Stage.TEXT_DONE)]
         if not missing:
             break
-        for batch in plan_character_batches(missing):
-            plan = await work.generate_text(
-                character_key(spec.id, batch[0]),
-                CharacterBatchPlan,
-                render_character_batch(spec, brief, len(batch), earlier),
-            )
-            taken = {c.display_name.casefold() for c in earlier}
-            fresh = [c for c in plan.characters if c.display_name.casefold() not in taken]
-            pairs = list(zip(batch, fresh, strict=False))
-            earlier.extend(concept for _, concept in pairs)
-
-            async def detail(pair: tuple[int, CharacterConcept]) -> Outcome:
-                slot, concept = pair
-                key = character_key(spec.id, slot)
-                profile = await work.generate_text(
-                    key, CharacterProfile, render_character_detail(spec, brief, concept)
+        # Each plan sees the ones before it, so plans form a chain; a batch's profiles need
+        # only its own plan, so they are written while the next batch is being planned.
+        profiles: list[asyncio.Task[Tally]] = []
+        try:
+            for batch in plan_character_batches(missing):
+                plan = await work.generate_text(
+                    character_key(spec.id, batch[0]),
+                    CharacterBatchPlan,
+                    render_character_batch(spec, brief, len(batch), earlier),
                 )
-                book.record_text(
-                    key,
-                    {
-                        "concept": concept.model_dump(mode="json"),
-                        "profile": profile.model_dump(mode="json"),
-                    },
+                taken = {c.display_name.casefold() for c in earlier}
+                fresh = [c for c in plan.characters if c.display_name.casefold() not in taken]
+                pairs = list(zip(batch, fresh, strict=False))
+                earlier.extend(concept for _, concept in pairs)
+                profiles.append(
+                    asyncio.create_task(
+                        fan_out(
+                            pairs,
+                            lambda pair: character_key(spec.id, pair[0]),
+                            detail,
+                            limit=text.max_concurrency,
+                            log=context.log,
+                            what="character profiles",
+                        )
+                    )
                 )
-                return Outcome.CREATED
-
-            tally_detail = await fan_out(
-                pairs,
-                lambda pair: character_key(spec.id, pair[0]),
-                detail,
-                limit=text.max_concurrency,
-                log=context.log,
-                what="character profiles",
-            )
-            fail_if_any(tally_detail, "character profiles")
+        finally:  # a failed plan still lets the profiles in flight land in the ledger
+            tallies = await asyncio.gather(*profiles, return_exceptions=True)
+        for tally in tallies:
+            if isinstance(tally, BaseException):
+                raise tally
+            fail_if_any(tally, "character profiles")
 
     async def create(unit: Unit) -> Outcome:
         if unit.done:
@@ -345,7 +359,9 @@ async def character_avatars(
         people,
         lambda u: avatar_key(spec.id, str(u.character_id)),
         avatar,
-        limit=runware.concurrency,
+        # The text and Runware clients bound their own calls; this wider limit lets
+        # prompts be written while images are drawn, and uploads overlap the next images.
+        limit=runware.concurrency + text.max_concurrency,
         log=context.log,
         what="avatars",
     )
