@@ -45,8 +45,8 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bound import Latency, Limits, RunWork, Terms, scenario_bound  # noqa: E402
-from pool import PROFILE_VAR, RunPool, RunSpec, RunStats  # noqa: E402
+from bound import Latency, Limits, RunWork, Terms, scenario_bound
+from pool import PROFILE_VAR, RunPool, RunSpec, RunStats
 
 HERE = Path(__file__).resolve().parent
 #: The day whose posts the scenarios make (its partition exists from the start date on).
@@ -78,8 +78,8 @@ class Plan:
     naive: WorldSize = WorldSize(25, 150)
     overhead_small: WorldSize = WorldSize(5, 20)
     overhead_large: WorldSize = WorldSize(25, 150)
-    latency: Latency = Latency()
-    limits: Limits = Limits()
+    latency: Latency = field(default_factory=Latency)
+    limits: Limits = field(default_factory=Limits)
     image_size: int = 128
     timeout_s: float = 1800.0
 
@@ -235,7 +235,8 @@ def postgres_database(keep: bool) -> Iterator[dict[str, str]]:
         admin(f'DROP DATABASE IF EXISTS "{name}"')
         admin(f'CREATE DATABASE "{name}"')
     except psycopg2.OperationalError as exc:
-        raise SystemExit(f"PostgreSQL at {params['host']}:{params['port']} is needed: {exc}")
+        where = f"{params['host']}:{params['port']}"
+        raise SystemExit(f"PostgreSQL at {where} is needed: {exc}") from None
     try:
         yield {**params, "db": name}
     finally:
@@ -298,7 +299,7 @@ def run_config(plan: Plan) -> dict[str, Any]:
                 }
             },
             "text": {"config": text},
-        }
+        },
     }
 
 

@@ -137,7 +137,9 @@ async def populate_naively(
             )
             avatar = await ask(AvatarPrompt, render_avatar_prompt(world, brief, profile), key)
             assert isinstance(avatar, AvatarPrompt)
-            media_id = await picture(avatar.prompt, slot + 1, made.id, MediaType.CHARACTER_AVATAR, key)
+            media_id = await picture(
+                avatar.prompt, slot + 1, made.id, MediaType.CHARACTER_AVATAR, key
+            )
             await characters.update_character(
                 made.id, avatar_media_id=media_id, world_id=world.id, idempotency_key=f"{key}/a"
             )
@@ -150,7 +152,9 @@ async def populate_naively(
             author, profile = people[slot % len(people)]
             draft = await ask(PostDraft, render_post_draft(world, brief, profile, (), day), key)
             assert isinstance(draft, PostDraft)
-            media_id = await picture(draft.image_prompt, slot + 1, author, MediaType.POST_IMAGE, key)
+            media_id = await picture(
+                draft.image_prompt, slot + 1, author, MediaType.POST_IMAGE, key
+            )
             await posts.create_ai_post(
                 world_id=world.id,
                 character_id=author,

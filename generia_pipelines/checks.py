@@ -11,7 +11,7 @@ import re
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TypeVar
 
-from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, MetadataValue
+from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetKey, MetadataValue
 
 from generia_pipelines.clients.errors import RpcError
 from generia_pipelines.clients.platform import CharacterClient, MediaClient, PostClient
@@ -91,7 +91,7 @@ async def avatars_confirmed(
     )
 
 
-def caption_rules(drafts: list[PostDraft]) -> AssetCheckResult:
+def caption_rules(drafts: list[PostDraft], asset: AssetKey | None = None) -> AssetCheckResult:
     problems = []
     for index, draft in enumerate(drafts):
         if not draft.caption.strip() or len(draft.caption) > CAPTION_MAX:
@@ -100,6 +100,7 @@ def caption_rules(drafts: list[PostDraft]) -> AssetCheckResult:
             problems.append(f"draft {index}: {len(draft.tags)} tags (or repeated)")
         problems.extend(f"draft {index}: bad tag {t!r}" for t in draft.tags if not _TAG.match(t))
     return AssetCheckResult(
+        asset_key=asset,
         check_name=CAPTION_RULES,
         passed=not problems,
         metadata={"drafts": len(drafts), "problems": MetadataValue.json(problems[:50])},
@@ -107,7 +108,11 @@ def caption_rules(drafts: list[PostDraft]) -> AssetCheckResult:
 
 
 async def post_images_owned(
-    published: list[Unit], post_client: PostClient, media_client: MediaClient, world_id: str
+    published: list[Unit],
+    post_client: PostClient,
+    media_client: MediaClient,
+    world_id: str,
+    asset: AssetKey | None = None,
 ) -> AssetCheckResult:
     """Ask the platform: each post's media exists, is confirmed, and is its author's."""
 
@@ -128,15 +133,17 @@ async def post_images_owned(
         unit.key: problem for unit, problem in zip(published, found, strict=True) if problem
     }
     return AssetCheckResult(
+        asset_key=asset,
         check_name=POST_IMAGES_OWNED,
         passed=not problems,
         metadata={"posts": len(published), "problems": MetadataValue.json(problems)},
     )
 
 
-def no_duplicates(ledger: Ledger, world_id: str) -> AssetCheckResult:
+def no_duplicates(ledger: Ledger, world_id: str, asset: AssetKey | None = None) -> AssetCheckResult:
     found = ledger.duplicates(world_id)
     return AssetCheckResult(
+        asset_key=asset,
         check_name=NO_DUPLICATES,
         passed=not found,
         severity=AssetCheckSeverity.ERROR,

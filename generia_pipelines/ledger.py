@@ -157,6 +157,16 @@ spend_table = sa.Table(
 )
 
 
+# Statements run for every item, built once: SQLAlchemy then reuses their cache keys
+# instead of rebuilding and hashing a new statement per call.
+_UNIT = sa.select(units_table).where(units_table.c.unit_key == sa.bindparam("key"))
+_UNIT_LOCKED = _UNIT.with_for_update()
+_SPEND = sa.select(spend_table).where(
+    spend_table.c.world_id == sa.bindparam("world"), spend_table.c.period == sa.bindparam("period")
+)
+_SPEND_LOCKED = _SPEND.with_for_update()
+
+
 @dataclass(frozen=True)
 class ImageInfo:
     """What is known of a unit's paid-for image (the bytes are loaded separately)."""
@@ -511,9 +521,7 @@ class Ledger:
 
     def get(self, key: str) -> Unit | None:
         with self._transaction() as conn:
-            row = conn.execute(
-                sa.select(units_table).where(units_table.c.unit_key == key)
-            ).one_or_none()
+            row = conn.execute(_UNIT, {"key": key}).one_or_none()
         return None if row is None else _row_to_unit(row)
 
     def units(self, world_id: str, kind: str, partition: str | None = None) -> list[Unit]:
@@ -539,12 +547,11 @@ class Ledger:
         main CPU cost per item.
         """
         where = units_table.c.unit_key == key
-        locked = sa.select(units_table).where(where).with_for_update()
         with self._transaction() as conn:
-            row = conn.execute(locked).one_or_none()
+            row = conn.execute(_UNIT_LOCKED, {"key": key}).one_or_none()
             if row is None:
                 self._insert_ignore(conn, units_table, self._new_rows([parse_unit_key(key)]))
-                row = conn.execute(locked).one()
+                row = conn.execute(_UNIT_LOCKED, {"key": key}).one()
             current = _row_to_unit(row)
             values = change(current, conn)
             if not values:
@@ -813,12 +820,8 @@ class Ledger:
         return world_id, period
 
     def _spend_row(self, conn: Connection, world_id: str, period: str, lock: bool) -> Spend:
-        query = sa.select(spend_table).where(
-            spend_table.c.world_id == world_id, spend_table.c.period == period
-        )
-        if lock:
-            query = query.with_for_update()
-        row = conn.execute(query).one_or_none()
+        query, params = (_SPEND_LOCKED if lock else _SPEND), {"world": world_id, "period": period}
+        row = conn.execute(query, params).one_or_none()
         if row is None:  # the period's first spend
             self._insert_ignore(
                 conn,
@@ -834,7 +837,7 @@ class Ledger:
                     }
                 ],
             )
-            row = conn.execute(query).one()
+            row = conn.execute(query, params).one()
         return Spend(int(row.images), int(row.text_calls), float(row.usd))
 
     def _add_spend(self, conn: Connection, world_id: str, period: str, total: Spend) -> None:

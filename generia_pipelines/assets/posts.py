@@ -1,9 +1,24 @@
-"""Daily post assets (partitioned by world × date): drafts, their images, the posts."""
+"""Daily post assets (partitioned by world × date): drafts, their images, the posts.
+
+The three assets are made by one step, ``day_posts``, in which each post flows through its
+stages on its own: its image is drawn as soon as its draft exists and it is published as
+soon as its image is confirmed. Three steps would make every image wait for the day's last
+draft and every post for the last image; ``bench/harness.py`` measured that as a third of
+a world's wall time. The assets stay separate in the graph and can be materialized alone.
+"""
 
 from collections import Counter
 from datetime import date, timedelta
+from typing import Any
 
-from dagster import AssetExecutionContext, Failure, MaterializeResult, asset
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    AssetSpec,
+    Failure,
+    MaterializeResult,
+    multi_asset,
+)
 
 from generia_pipelines import checks
 from generia_pipelines.catalog import WorldSpec
@@ -22,16 +37,17 @@ from generia_pipelines.resources.text import TextGenerationResource
 
 from .common import (
     GROUP,
+    NOT_RETRIED,
     RETRY,
     RUNWARE_POOL,
-    TEXT_POOL,
     Outcome,
+    Tally,
     WorldWork,
     create_remote,
     fail_fast_on_bad_input,
-    fail_if_any,
     fan_out,
     image_gallery,
+    retry_is_futile,
     run_partition_key,
     table_md,
     variant_url,
@@ -70,37 +86,41 @@ def _recent(book: Ledger, world_id: str, day: date) -> list[Unit]:
     return sorted(units, key=lambda u: (u.partition, u.slot_number or 0), reverse=True)
 
 
-@asset(
-    partitions_def=world_days,
-    check_specs=checks.specs("post_drafts", checks.CAPTION_RULES),
-    group_name=GROUP,
-    kinds={"python"},
-    pool=TEXT_POOL,
-    retry_policy=RETRY,
-)
-@fail_fast_on_bad_input
-async def post_drafts(
-    context: AssetExecutionContext,
-    catalog: CatalogResource,
-    world: WorldResource,
-    text: TextGenerationResource,
-    ledger: LedgerResource,
-) -> MaterializeResult:
-    """The day's posts: fair choice of authors, caption, tags and image prompt for each."""
-    spec, day = await _world_day(context, catalog, world)
-    book = ledger.ledger
-    brief = stored_brief(book, spec.id)
-    people = {str(u.character_id): u for u in created_characters(book, spec.id)}
-    if not people:
-        raise Failure(f"world {spec.id!r} has no characters yet: run populate_world first")
-    period = day.isoformat()
-    work = WorldWork(spec.id, period, spec.daily_budget(), book, text=text)
-    keys = [post_key(spec.id, day, slot) for slot in range(spec.posts_per_day)]
-    book.plan(keys)
+DRAFTS, IMAGES, POSTS_ASSET = AssetKey("post_drafts"), AssetKey("post_images"), AssetKey("posts")
+STAGES = (DRAFTS, IMAGES, POSTS_ASSET)
+STAGE_NAMES = {DRAFTS: "post drafts", IMAGES: "post images", POSTS_ASSET: "posts"}
+
+
+class DayState:
+    """One world-day's inputs and per-stage tallies, shared by the per-post coroutines."""
+
+    def __init__(self, spec: WorldSpec, day: date, book: Ledger, work: WorldWork) -> None:
+        self.spec, self.day, self.book, self.work = spec, day, book, work
+        self.keys = [post_key(spec.id, day, slot) for slot in range(spec.posts_per_day)]
+        self.tallies = {stage: Tally() for stage in STAGES}
+
+    async def staged(self, stage: AssetKey, key: str, step: Any) -> Outcome:
+        """Run one stage of one post, counting its outcome or failure under that stage."""
+        tally = self.tallies[stage]
+        try:
+            outcome: Outcome = await step
+        except Exception as exc:
+            tally.failed[key] = f"{type(exc).__name__}: {exc}"
+            if retry_is_futile(exc):
+                tally.futile.add(key)
+            raise
+        tally.add(outcome)
+        return outcome
+
+
+def plan_authors(state: DayState, people: dict[str, Unit]) -> tuple[list[str], list[Unit]]:
+    """The day's units planned, and a fair author for each slot (kept if already drafted)."""
+    book, spec, day = state.book, state.spec, state.day
+    book.plan(state.keys)
     today = {u.key: u for u in _day_units(book, spec.id, day)}
     assigned = {
         slot: str(today[key].character_id)
-        for slot, key in enumerate(keys)
+        for slot, key in enumerate(state.keys)
         if today[key].reached(Stage.TEXT_DONE) and today[key].character_id in people
     }
     history = _recent(book, spec.id, day)
@@ -111,36 +131,172 @@ async def post_drafts(
     authors = assign_post_authors(
         list(people), spec.posts_per_day, day, counts, last_posted=last, assigned=assigned
     )
+    return authors, history
 
-    async def draft(slot: int) -> Outcome:
-        key = keys[slot]
-        if today[key].reached(Stage.TEXT_DONE):
-            return Outcome.REUSED
-        author = authors[slot]
-        recent = [draft_of(u).caption for u in history if u.character_id == author]
-        value = await work.generate_text(
-            key,
-            PostDraft,
-            render_post_draft(spec, brief, character_profile(people[author]), recent, day),
+
+async def write_draft(
+    state: DayState, unit: Unit, author: Unit, history: list[Unit], brief: Any
+) -> Outcome:
+    """The post's caption, tags and image prompt, with its author's recent posts as context."""
+    if unit.reached(Stage.TEXT_DONE):
+        return Outcome.REUSED
+    author_id = str(author.character_id)
+    recent = [draft_of(u).caption for u in history if u.character_id == author_id]
+    value = await state.work.generate_text(
+        unit.key,
+        PostDraft,
+        render_post_draft(state.spec, brief, character_profile(author), recent, state.day),
+    )
+    state.book.record_text(
+        unit.key, {"value": value.model_dump(mode="json")}, character_id=author_id
+    )
+    return Outcome.CREATED
+
+
+async def draw_image(state: DayState, unit: Unit) -> Outcome:
+    """Runware image → presign with the author's id → PUT → ConfirmUpload."""
+    if unit.reached(Stage.CONFIRMED):
+        return Outcome.REUSED
+    image, _ = await state.work.image_for(
+        unit.key, draft_of(unit).image_prompt, stable_seed(unit.key)
+    )
+    current = state.book.get(unit.key)
+    assert current is not None
+    await state.work.upload_and_confirm(
+        current, image, str(unit.character_id), MediaType.POST_IMAGE
+    )
+    return Outcome.CREATED
+
+
+async def publish(state: DayState, unit: Unit, post: PostResource, log: Any) -> Outcome:
+    """CreateAIPost on behalf of the post's author, once."""
+    if unit.done:
+        return Outcome.REUSED
+    value = draft_of(unit)
+
+    async def call() -> str:
+        created = await post.client.create_ai_post(
+            world_id=state.spec.id,
+            character_id=str(unit.character_id),
+            caption=value.caption,
+            media_id=str(unit.media_id),
+            tags=value.tags,
+            idempotency_key=unit.key,
         )
-        book.record_text(key, {"value": value.model_dump(mode="json")}, character_id=author)
+        return created.post_id
+
+    await create_remote(
+        unit,
+        "post",
+        call,
+        book=state.book,
+        client=post.client,
+        honoured=post.honours_idempotency,
+        log=log,
+    )
+    return Outcome.CREATED
+
+
+def stage_failure(state: DayState) -> Failure | None:
+    """One Failure naming every stage with failed posts; not retried if none can be fixed."""
+    failed = [(stage, t) for stage, t in state.tallies.items() if t.failed]
+    if not failed:
+        return None
+    futile = all(set(t.failed) <= t.futile for _, t in failed)
+    parts = []
+    for stage, tally in failed:
+        sample = "; ".join(f"{k}: {v}" for k, v in sorted(tally.failed.items())[:5])
+        what = STAGE_NAMES[stage]
+        parts.append(f"{len(tally.failed)} {what} failed (done ones are kept): {sample}")
+    suffix = f" ({NOT_RETRIED})" if futile else ""
+    return Failure(description="; ".join(parts) + suffix, allow_retries=not futile)
+
+
+async def make_day(
+    context: AssetExecutionContext,
+    catalog: CatalogResource,
+    world: WorldResource,
+    text: TextGenerationResource,
+    media: MediaResource,
+    runware: RunwareResource,
+    post: PostResource,
+    ledger: LedgerResource,
+) -> tuple[list[MaterializeResult], Failure | None]:
+    """Every selected stage of every post of the day; the results of the stages that
+    finished, and the failure of those that did not."""
+    selected = set(context.selected_asset_keys)
+    spec, day = await _world_day(context, catalog, world)
+    book = ledger.ledger
+    brief = stored_brief(book, spec.id)
+    people = {str(u.character_id): u for u in created_characters(book, spec.id)}
+    if not people:
+        raise Failure(f"world {spec.id!r} has no characters yet: run populate_world first")
+    work = WorldWork(
+        spec.id, day.isoformat(), spec.daily_budget(), book, text=text, runware=runware, media=media
+    )
+    state = DayState(spec, day, book, work)
+    authors, history = plan_authors(state, people)
+    if DRAFTS not in selected and not any(
+        u.reached(Stage.TEXT_DONE) for u in _day_units(book, spec.id, day)
+    ):
+        raise Failure(f"no drafts for {spec.id} on {day}: materialize post_drafts first")
+
+    async def one(slot: int) -> Outcome:
+        key = state.keys[slot]
+        unit = book.get(key)
+        assert unit is not None
+        if DRAFTS in selected:
+            await state.staged(
+                DRAFTS, key, write_draft(state, unit, people[authors[slot]], history, brief)
+            )
+            unit = book.get(key) or unit
+        if not unit.reached(Stage.TEXT_DONE):
+            return Outcome.REUSED  # not drafted and drafts not asked for: nothing to do
+        if IMAGES in selected:
+            await state.staged(IMAGES, key, draw_image(state, unit))
+            unit = book.get(key) or unit
+        if POSTS_ASSET in selected and unit.reached(Stage.CONFIRMED):
+            await state.staged(POSTS_ASSET, key, publish(state, unit, post, context.log))
         return Outcome.CREATED
 
-    tally = await fan_out(
+    await fan_out(
         list(range(spec.posts_per_day)),
-        lambda slot: keys[slot],
-        draft,
-        limit=text.max_concurrency,
+        lambda slot: state.keys[slot],
+        one,
+        # The text and Runware clients bound their own calls; this many posts in flight
+        # keeps both busy and lets uploads and publishing overlap the next images.
+        limit=text.max_concurrency + 2 * runware.concurrency,
         log=context.log,
-        what="post drafts",
+        what="posts of the day",
     )
-    fail_if_any(tally, "post drafts")
-    drafted = _day_units(book, spec.id, day)
+    results = []
+    for stage in STAGES:
+        if stage not in selected or state.tallies[stage].failed:
+            break
+        if stage == DRAFTS:
+            results.append(drafts_result(state, people))
+        elif stage == IMAGES:
+            results.append(images_result(state))
+        else:
+            ready = [u for u in _day_units(book, spec.id, day) if u.reached(Stage.CONFIRMED)]
+            waiting = spec.posts_per_day - len(ready)
+            if waiting > 0:
+                return results, Failure(
+                    f"{waiting} of {spec.posts_per_day} posts of {spec.id} on {day} have no "
+                    "confirmed image yet; they are published once post_images has made them"
+                )
+            results.append(await posts_result(state, post, media))
+    return results, stage_failure(state)
+
+
+def drafts_result(state: DayState, people: dict[str, Unit]) -> MaterializeResult:
+    drafted = _day_units(state.book, state.spec.id, state.day)
     names = {cid: character_profile(u).display_name for cid, u in people.items()}
     return MaterializeResult(
-        check_results=[checks.caption_rules([draft_of(u) for u in drafted])],
+        asset_key=DRAFTS,
+        check_results=[checks.caption_rules([draft_of(u) for u in drafted], asset=DRAFTS)],
         metadata={
-            **tally.metadata(),
+            **state.tallies[DRAFTS].metadata(),
             "posts_planned": len(drafted),
             "authors": len({u.character_id for u in drafted}),
             "preview": table_md(
@@ -159,133 +315,37 @@ async def post_drafts(
     )
 
 
-@asset(
-    partitions_def=world_days,
-    deps=[post_drafts],
-    group_name=GROUP,
-    kinds={"python", "grpc"},
-    pool=RUNWARE_POOL,
-    retry_policy=RETRY,
-)
-@fail_fast_on_bad_input
-async def post_images(
-    context: AssetExecutionContext,
-    catalog: CatalogResource,
-    world: WorldResource,
-    media: MediaResource,
-    runware: RunwareResource,
-    ledger: LedgerResource,
-) -> MaterializeResult:
-    """Per draft: Runware image → presign with the author's id → PUT → ConfirmUpload."""
-    spec, day = await _world_day(context, catalog, world)
-    book = ledger.ledger
-    work = WorldWork(
-        spec.id, day.isoformat(), spec.daily_budget(), book, runware=runware, media=media
-    )
-    drafted = [u for u in _day_units(book, spec.id, day) if u.reached(Stage.TEXT_DONE)]
-    if not drafted:
-        raise Failure(f"no drafts for {spec.id} on {day}: materialize post_drafts first")
-
-    async def picture(unit: Unit) -> Outcome:
-        if unit.reached(Stage.CONFIRMED):
-            return Outcome.REUSED
-        image, _ = await work.image_for(
-            unit.key, draft_of(unit).image_prompt, stable_seed(unit.key)
-        )
-        current = book.get(unit.key)
-        assert current is not None
-        await work.upload_and_confirm(current, image, str(unit.character_id), MediaType.POST_IMAGE)
-        return Outcome.CREATED
-
-    tally = await fan_out(
-        drafted,
-        lambda u: u.key,
-        picture,
-        # Runware's client bounds the image calls; twice as many units let each upload
-        # overlap the next image instead of holding an image slot.
-        limit=2 * runware.concurrency,
-        log=context.log,
-        what="post images",
-    )
-    fail_if_any(tally, "post images")
+def images_result(state: DayState) -> MaterializeResult:
+    book, spec, day = state.book, state.spec, state.day
     confirmed = [u for u in _day_units(book, spec.id, day) if u.reached(Stage.CONFIRMED)]
     return MaterializeResult(
+        asset_key=IMAGES,
         metadata={
-            **tally.metadata(),
+            **state.tallies[IMAGES].metadata(),
             "images_confirmed": len(confirmed),
             "cost_usd": round(book.cost(spec.id, kind=POSTS, partition=day.isoformat()), 6),
             "previews": image_gallery(
                 (f"slot {u.slot}", variant_url(u, "thumbnail")) for u in confirmed
             ),
-        }
+        },
     )
 
 
-@asset(
-    partitions_def=world_days,
-    deps=[post_images],
-    check_specs=checks.specs("posts", checks.POST_IMAGES_OWNED, checks.NO_DUPLICATES),
-    group_name=GROUP,
-    kinds={"python", "grpc"},
-    retry_policy=RETRY,
-)
-@fail_fast_on_bad_input
-async def posts(
-    context: AssetExecutionContext,
-    catalog: CatalogResource,
-    world: WorldResource,
-    post: PostResource,
-    media: MediaResource,
-    ledger: LedgerResource,
+async def posts_result(
+    state: DayState, post: PostResource, media: MediaResource
 ) -> MaterializeResult:
-    """Per draft whose image is confirmed: CreateAIPost on behalf of its author."""
-    spec, day = await _world_day(context, catalog, world)
-    book = ledger.ledger
-    ready = [u for u in _day_units(book, spec.id, day) if u.reached(Stage.CONFIRMED)]
-    waiting = spec.posts_per_day - len(ready)
-
-    async def publish(unit: Unit) -> Outcome:
-        if unit.done:
-            return Outcome.REUSED
-        value = draft_of(unit)
-
-        async def call() -> str:
-            created = await post.client.create_ai_post(
-                world_id=spec.id,
-                character_id=str(unit.character_id),
-                caption=value.caption,
-                media_id=str(unit.media_id),
-                tags=value.tags,
-                idempotency_key=unit.key,
-            )
-            return created.post_id
-
-        await create_remote(
-            unit,
-            "post",
-            call,
-            book=book,
-            client=post.client,
-            honoured=post.honours_idempotency,
-            log=context.log,
-        )
-        return Outcome.CREATED
-
-    tally = await fan_out(ready, lambda u: u.key, publish, limit=32, log=context.log, what="posts")
-    fail_if_any(tally, "posts")
-    if waiting > 0:
-        raise Failure(
-            f"{waiting} of {spec.posts_per_day} posts of {spec.id} on {day} have no confirmed "
-            "image yet; they are published once post_images has made them"
-        )
+    book, spec, day = state.book, state.spec, state.day
     published = [u for u in _day_units(book, spec.id, day) if u.done]
     return MaterializeResult(
+        asset_key=POSTS_ASSET,
         check_results=[
-            await checks.post_images_owned(published, post.client, media.client, spec.id),
-            checks.no_duplicates(book, spec.id),
+            await checks.post_images_owned(
+                published, post.client, media.client, spec.id, asset=POSTS_ASSET
+            ),
+            checks.no_duplicates(book, spec.id, asset=POSTS_ASSET),
         ],
         metadata={
-            **tally.metadata(),
+            **state.tallies[POSTS_ASSET].metadata(),
             "posts_published": len(published),
             "preview": table_md(
                 ["slot", "post", "caption", "image"],
@@ -299,3 +359,59 @@ async def posts(
             ),
         },
     )
+
+
+@multi_asset(
+    specs=[
+        AssetSpec(
+            DRAFTS,
+            description="The day's posts: fair choice of authors, caption, tags, image prompt.",
+            group_name=GROUP,
+            kinds={"python"},
+            partitions_def=world_days,
+        ),
+        AssetSpec(
+            IMAGES,
+            deps=[DRAFTS],
+            description="Per draft: Runware image → presign with the author's id → PUT → "
+            "ConfirmUpload.",
+            group_name=GROUP,
+            kinds={"python", "grpc"},
+            partitions_def=world_days,
+        ),
+        AssetSpec(
+            POSTS_ASSET,
+            deps=[IMAGES],
+            description="Per draft whose image is confirmed: CreateAIPost for its author.",
+            group_name=GROUP,
+            kinds={"python", "grpc"},
+            partitions_def=world_days,
+        ),
+    ],
+    check_specs=[
+        *checks.specs("post_drafts", checks.CAPTION_RULES),
+        *checks.specs("posts", checks.POST_IMAGES_OWNED, checks.NO_DUPLICATES),
+    ],
+    partitions_def=world_days,
+    can_subset=True,
+    pool=RUNWARE_POOL,
+    retry_policy=RETRY,
+)
+async def day_posts(
+    context: AssetExecutionContext,
+    catalog: CatalogResource,
+    world: WorldResource,
+    text: TextGenerationResource,
+    media: MediaResource,
+    runware: RunwareResource,
+    post: PostResource,
+    ledger: LedgerResource,
+):  # no return annotation: Dagster reads one as the outputs' types
+    """The day's drafts, images and posts, each post moving on as soon as its stage is done."""
+    results, failure = await fail_fast_on_bad_input(make_day)(
+        context, catalog, world, text, media, runware, post, ledger
+    )
+    for result in results:
+        yield result
+    if failure is not None:
+        raise failure

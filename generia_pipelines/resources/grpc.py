@@ -147,14 +147,18 @@ class MediaResource(GrpcServiceResource):
     upload_timeout_s: float = Field(default=60.0, description="Timeout of one presigned PUT")
     upload_attempts: int = Field(default=4, description="PUT attempts on 5xx/connection errors")
     max_presigns: int = Field(default=3, description="Presigned URLs tried when one expires")
-    max_connections: int = Field(default=100, description="Concurrent upload connections")
+    max_connections: int = Field(
+        default=32, description="Concurrent upload connections (a run's uploads in flight)"
+    )
     _uploader: Any = PrivateAttr(default=None)
 
     @asynccontextmanager
     async def yield_for_execution(  # type: ignore[override]
         self, context: InitResourceContext
     ) -> AsyncIterator[Self]:
-        limits = httpx.Limits(max_connections=self.max_connections)
+        limits = httpx.Limits(
+            max_connections=self.max_connections, max_keepalive_connections=self.max_connections
+        )
         async with (
             super().yield_for_execution(context) as resource,
             httpx.AsyncClient(timeout=self.upload_timeout_s, limits=limits) as http,

@@ -181,7 +181,7 @@ def test_invalid_yaml_stops_runs_before_paying_and_loses_nothing(bed: Bed) -> No
     text = failure_text(result)
     assert f"WorldsFileError: {bed.worlds_file}: invalid YAML at line 4, column 1" in text
     assert NOT_RETRIED in text and step_retries(result) == 0
-    assert steps_started(result) == ["post_drafts"]  # stopped at its first step
+    assert steps_started(result) == ["day_posts"]  # stopped before any post was drafted
     assert bed.runware.standin.stats.images_generated == paid
     with bed.ledger() as ledger:
         assert ledger.units(GOOD_ID, "posts", DAY) == []

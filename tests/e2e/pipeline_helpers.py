@@ -12,7 +12,7 @@ import httpx
 import yaml
 from dagster import DagsterInstance, MultiPartitionKey, materialize
 
-from generia_pipelines.assets.posts import post_drafts, post_images, posts
+from generia_pipelines.assets.posts import day_posts
 from generia_pipelines.assets.world import character_avatars, characters, world_brief
 from generia_pipelines.ledger import Ledger
 from generia_pipelines.local.runware_standin import RunwareComponent
@@ -30,7 +30,7 @@ from generia_pipelines.resources.runware import RunwareResource
 from generia_pipelines.resources.text import TextGenerationResource
 
 SETUP = [world_brief, characters, character_avatars]
-DAILY = [post_drafts, post_images, posts]
+DAILY = [day_posts]
 
 
 @dataclass

@@ -71,6 +71,7 @@ def create_text_generator(settings: TextSettings) -> BoundedTextGenerator:
             max_reasks=settings.max_reasks,
             temperature=settings.temperature,
             max_tokens=settings.max_tokens,
+            max_connections=settings.max_concurrency,
         )
     elif backend == "runware":
         inner = RunwareTextGenerator(

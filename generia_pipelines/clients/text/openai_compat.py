@@ -115,6 +115,7 @@ class OpenAICompatibleGenerator(ChatGenerator):
         schema_in_prompt: bool = False,
         extra_headers: Mapping[str, str] | None = None,
         http: httpx.AsyncClient | None = None,
+        max_connections: int = 16,
     ) -> None:
         base_url = (base_url or "").strip()
         if not base_url:
@@ -153,7 +154,12 @@ class OpenAICompatibleGenerator(ChatGenerator):
         self.max_tokens = max_tokens
         self._extra_headers = dict(extra_headers or {})
         self._owns_http = http is None
-        self._http = http or httpx.AsyncClient(timeout=httpx.Timeout(timeout_s))
+        # As many connections as calls in flight, all kept alive: a larger pool only costs
+        # httpcore a scan of every idle connection per request.
+        limits = httpx.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_connections
+        )
+        self._http = http or httpx.AsyncClient(timeout=httpx.Timeout(timeout_s), limits=limits)
 
     def __repr__(self) -> str:
         return f"OpenAICompatibleGenerator(url={self.url!r}, model={self.model!r})"
