@@ -9,7 +9,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
-from bound import Latency, Limits, RunWork, naive_seconds, run_bound, scenario_bound  # noqa: E402
+from bound import Latency, Limits, RunWork, naive_seconds, run_bound, scenario_bound
 
 LAT = Latency(text=0.4, image=1.0, grpc=0.005, upload=0.02)
 AFTER_IMAGE = 3 * 0.005 + 0.02

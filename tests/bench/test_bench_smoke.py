@@ -1,0 +1,43 @@
+"""The benchmark harness at its smoke size: every scenario runs and its audit passes.
+
+No timing is asserted (this machine's speed is not the pipeline's behaviour); what is checked
+is that the harness populates what it says, through the real jobs, and reports every figure.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.timeout(600)
+def test_harness_smoke_runs_every_scenario(tmp_path: Path) -> None:
+    out = tmp_path / "figures.json"
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "harness.py"), "--smoke", "--json", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=540,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    report = json.loads(out.read_text())
+    rows = {row["scenario"]: row for row in report["scenarios"]}
+    # smoke sizes (bench/harness.py SMOKE): 3 characters + 6 posts; 3 worlds of 2 + 4;
+    # 4 set-up worlds × 3 posts
+    assert rows["one world"]["items"] == 2 * 3 + 6
+    assert rows["backfill of 3 new worlds"]["items"] == 3 * (2 * 2 + 4)
+    assert rows["daily refresh of 4 worlds"]["items"] == 4 * 3
+    for row in rows.values():
+        assert row["wall_s"] > 0 and row["bound_s"] > 0 and row["naive_s"] > 0
+        assert row["bound_by"] in row["bound_terms"]
+    overhead = report["overhead"]
+    assert overhead["run_wall_ms"] > 0 and overhead["first_step_cold_ms"] > 0
+    assert set(report["naive_per_item_s"]) == {"world_setup", "character_with_avatar", "post"}
+    assert "one world" in done.stdout and "bound set by" in done.stdout
