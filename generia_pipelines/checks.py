@@ -50,9 +50,12 @@ def specs(asset: str, *names: str) -> list[AssetCheckSpec]:
     return [AssetCheckSpec(name, asset=asset) for name in names]
 
 
-def character_count(units: list[Unit], target: int) -> AssetCheckResult:
+def character_count(
+    units: list[Unit], target: int, asset: AssetKey | None = None
+) -> AssetCheckResult:
     made = sum(1 for u in units if u.done and u.character_id)
     return AssetCheckResult(
+        asset_key=asset,
         check_name=CHARACTER_COUNT,
         passed=made >= target,
         metadata={"characters": made, "target": target},
@@ -65,6 +68,7 @@ async def avatars_confirmed(
     avatar_keys: list[str],
     client: CharacterClient,
     world_id: str,
+    asset: AssetKey | None = None,
 ) -> AssetCheckResult:
     """Every created character carries, on the platform, the avatar the ledger confirmed."""
 
@@ -85,6 +89,7 @@ async def avatars_confirmed(
         if problem is not None
     }
     return AssetCheckResult(
+        asset_key=asset,
         check_name=AVATARS_CONFIRMED,
         passed=not problems,
         metadata={"characters": len(people), "problems": MetadataValue.json(problems)},

@@ -215,6 +215,47 @@ def fail_if_any(tally: Tally, what: str) -> None:
     )
 
 
+class Stages:
+    """Per-stage tallies of a step that takes each item through several stages on its own.
+
+    Each item moves on as soon as its stage is done, so a failure is counted under the stage
+    where it happened; ``failure`` then names every stage that had some.
+    """
+
+    def __init__(self, names: dict[Any, str]) -> None:
+        self.names = names
+        self.tallies = {stage: Tally() for stage in names}
+
+    async def run(self, stage: Any, key: str, step: Awaitable[Outcome]) -> Outcome:
+        tally = self.tallies[stage]
+        try:
+            outcome = await step
+        except Exception as exc:
+            tally.failed[key] = f"{type(exc).__name__}: {exc}"
+            if retry_is_futile(exc):
+                tally.futile.add(key)
+            raise
+        tally.add(outcome)
+        return outcome
+
+    def ok(self, *stages: Any) -> bool:
+        return not any(self.tallies[stage].failed for stage in stages)
+
+    def failure(self) -> Failure | None:
+        """One Failure naming each stage's failed items; not retried if none can be fixed."""
+        failed = [(stage, t) for stage, t in self.tallies.items() if t.failed]
+        if not failed:
+            return None
+        futile = all(set(t.failed) <= t.futile for _, t in failed)
+        parts = []
+        for stage, tally in failed:
+            sample = "; ".join(f"{k}: {v}" for k, v in sorted(tally.failed.items())[:5])
+            what = self.names[stage]
+            parts.append(f"{len(tally.failed)} {what} failed (done ones are kept): {sample}")
+        suffix = f" ({NOT_RETRIED})" if futile else ""
+        return Failure(description="; ".join(parts) + suffix, allow_retries=not futile)
+
+
 @dataclass
 class WorldWork:
     """One world's ledger, budget and providers for one period ("" = setup, or a date)."""

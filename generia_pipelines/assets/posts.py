@@ -37,17 +37,15 @@ from generia_pipelines.resources.text import TextGenerationResource
 
 from .common import (
     GROUP,
-    NOT_RETRIED,
     RETRY,
     RUNWARE_POOL,
     Outcome,
-    Tally,
+    Stages,
     WorldWork,
     create_remote,
     fail_fast_on_bad_input,
     fan_out,
     image_gallery,
-    retry_is_futile,
     run_partition_key,
     table_md,
     variant_url,
@@ -97,20 +95,7 @@ class DayState:
     def __init__(self, spec: WorldSpec, day: date, book: Ledger, work: WorldWork) -> None:
         self.spec, self.day, self.book, self.work = spec, day, book, work
         self.keys = [post_key(spec.id, day, slot) for slot in range(spec.posts_per_day)]
-        self.tallies = {stage: Tally() for stage in STAGES}
-
-    async def staged(self, stage: AssetKey, key: str, step: Any) -> Outcome:
-        """Run one stage of one post, counting its outcome or failure under that stage."""
-        tally = self.tallies[stage]
-        try:
-            outcome: Outcome = await step
-        except Exception as exc:
-            tally.failed[key] = f"{type(exc).__name__}: {exc}"
-            if retry_is_futile(exc):
-                tally.futile.add(key)
-            raise
-        tally.add(outcome)
-        return outcome
+        self.stages = Stages(STAGE_NAMES)
 
 
 def plan_authors(state: DayState, people: dict[str, Unit]) -> tuple[list[str], list[Unit]]:
@@ -197,21 +182,6 @@ async def publish(state: DayState, unit: Unit, post: PostResource, log: Any) -> 
     return Outcome.CREATED
 
 
-def stage_failure(state: DayState) -> Failure | None:
-    """One Failure naming every stage with failed posts; not retried if none can be fixed."""
-    failed = [(stage, t) for stage, t in state.tallies.items() if t.failed]
-    if not failed:
-        return None
-    futile = all(set(t.failed) <= t.futile for _, t in failed)
-    parts = []
-    for stage, tally in failed:
-        sample = "; ".join(f"{k}: {v}" for k, v in sorted(tally.failed.items())[:5])
-        what = STAGE_NAMES[stage]
-        parts.append(f"{len(tally.failed)} {what} failed (done ones are kept): {sample}")
-    suffix = f" ({NOT_RETRIED})" if futile else ""
-    return Failure(description="; ".join(parts) + suffix, allow_retries=not futile)
-
-
 async def make_day(
     context: AssetExecutionContext,
     catalog: CatalogResource,
@@ -246,17 +216,17 @@ async def make_day(
         unit = book.get(key)
         assert unit is not None
         if DRAFTS in selected:
-            await state.staged(
+            await state.stages.run(
                 DRAFTS, key, write_draft(state, unit, people[authors[slot]], history, brief)
             )
             unit = book.get(key) or unit
         if not unit.reached(Stage.TEXT_DONE):
             return Outcome.REUSED  # not drafted and drafts not asked for: nothing to do
         if IMAGES in selected:
-            await state.staged(IMAGES, key, draw_image(state, unit))
+            await state.stages.run(IMAGES, key, draw_image(state, unit))
             unit = book.get(key) or unit
         if POSTS_ASSET in selected and unit.reached(Stage.CONFIRMED):
-            await state.staged(POSTS_ASSET, key, publish(state, unit, post, context.log))
+            await state.stages.run(POSTS_ASSET, key, publish(state, unit, post, context.log))
         return Outcome.CREATED
 
     await fan_out(
@@ -271,7 +241,7 @@ async def make_day(
     )
     results = []
     for stage in STAGES:
-        if stage not in selected or state.tallies[stage].failed:
+        if stage not in selected or state.stages.tallies[stage].failed:
             break
         if stage == DRAFTS:
             results.append(drafts_result(state, people))
@@ -286,7 +256,7 @@ async def make_day(
                     "confirmed image yet; they are published once post_images has made them"
                 )
             results.append(await posts_result(state, post, media))
-    return results, stage_failure(state)
+    return results, state.stages.failure()
 
 
 def drafts_result(state: DayState, people: dict[str, Unit]) -> MaterializeResult:
@@ -296,7 +266,7 @@ def drafts_result(state: DayState, people: dict[str, Unit]) -> MaterializeResult
         asset_key=DRAFTS,
         check_results=[checks.caption_rules([draft_of(u) for u in drafted], asset=DRAFTS)],
         metadata={
-            **state.tallies[DRAFTS].metadata(),
+            **state.stages.tallies[DRAFTS].metadata(),
             "posts_planned": len(drafted),
             "authors": len({u.character_id for u in drafted}),
             "preview": table_md(
@@ -321,7 +291,7 @@ def images_result(state: DayState) -> MaterializeResult:
     return MaterializeResult(
         asset_key=IMAGES,
         metadata={
-            **state.tallies[IMAGES].metadata(),
+            **state.stages.tallies[IMAGES].metadata(),
             "images_confirmed": len(confirmed),
             "cost_usd": round(book.cost(spec.id, kind=POSTS, partition=day.isoformat()), 6),
             "previews": image_gallery(
@@ -345,7 +315,7 @@ async def posts_result(
             checks.no_duplicates(book, spec.id, asset=POSTS_ASSET),
         ],
         metadata={
-            **state.tallies[POSTS_ASSET].metadata(),
+            **state.stages.tallies[POSTS_ASSET].metadata(),
             "posts_published": len(published),
             "preview": table_md(
                 ["slot", "post", "caption", "image"],

@@ -4,7 +4,16 @@ import asyncio
 import json
 from typing import Any
 
-from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    AssetSpec,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+    multi_asset,
+)
 
 from generia_pipelines import checks
 from generia_pipelines.catalog import WorldSpec
@@ -44,11 +53,11 @@ from .common import (
     RUNWARE_POOL,
     TEXT_POOL,
     Outcome,
+    Stages,
     Tally,
     WorldWork,
     create_remote,
     fail_fast_on_bad_input,
-    fail_if_any,
     fan_out,
     image_gallery,
     run_partition_key,
@@ -141,38 +150,39 @@ async def world_brief(
     )
 
 
-@asset(
-    partitions_def=worlds_partitions,
-    deps=[world_brief],
-    check_specs=checks.specs("characters", checks.CHARACTER_COUNT, checks.NO_DUPLICATES),
-    group_name=GROUP,
-    kinds={"python", "grpc"},
-    pool=TEXT_POOL,
-    retry_policy=RETRY,
-)
-@fail_fast_on_bad_input
-async def characters(
-    context: AssetExecutionContext,
-    catalog: CatalogResource,
-    world: WorldResource,
-    character: CharacterResource,
-    text: TextGenerationResource,
-    ledger: LedgerResource,
-) -> MaterializeResult:
-    """Reconciles the world to its target character count: plan, detail, CreateCharacter."""
-    spec = await world_spec(context, catalog, world)
-    book = ledger.ledger
-    brief = stored_brief(book, spec.id)
-    work = WorldWork(spec.id, "", spec.setup_budget(), book, text=text)
-    book.plan(character_key(spec.id, slot) for slot in range(spec.characters))
+CHARACTERS_ASSET, AVATARS_ASSET = AssetKey("characters"), AssetKey("character_avatars")
+PROFILES = "profiles"
+STAGE_NAMES = {
+    PROFILES: "character profiles",
+    CHARACTERS_ASSET: "characters",
+    AVATARS_ASSET: "avatars",
+}
 
-    async def detail(pair: tuple[int, CharacterConcept]) -> Outcome:
-        slot, concept = pair
-        key = character_key(spec.id, slot)
-        profile = await work.generate_text(
-            key, CharacterProfile, render_character_detail(spec, brief, concept)
+
+class Cast:
+    """One world's characters and avatars in the making: each character goes profile →
+    CreateCharacter → avatar prompt → image → upload → attach on its own."""
+
+    def __init__(
+        self,
+        context: AssetExecutionContext,
+        spec: WorldSpec,
+        brief: WorldBrief,
+        work: WorldWork,
+        character: CharacterResource,
+    ) -> None:
+        self.context, self.spec, self.brief, self.work = context, spec, brief, work
+        self.book = work.ledger
+        self.character = character
+        self.selected = set(context.selected_asset_keys)
+        self.stages = Stages(STAGE_NAMES)
+
+    async def profile(self, slot: int, concept: CharacterConcept) -> Outcome:
+        key = character_key(self.spec.id, slot)
+        profile = await self.work.generate_text(
+            key, CharacterProfile, render_character_detail(self.spec, self.brief, concept)
         )
-        book.record_text(
+        self.book.record_text(
             key,
             {
                 "concept": concept.model_dump(mode="json"),
@@ -181,50 +191,8 @@ async def characters(
         )
         return Outcome.CREATED
 
-    for _round in range(PLAN_ROUNDS):
-        units = {u.slot_number: u for u in book.units(spec.id, CHARACTERS)}
-        earlier = [
-            CharacterConcept.model_validate(u.payload["concept"])
-            for u in units.values()
-            if u.reached(Stage.TEXT_DONE) and u.payload
-        ]
-        missing = [s for s in range(spec.characters) if not units[s].reached(Stage.TEXT_DONE)]
-        if not missing:
-            break
-        # Each plan sees the ones before it, so plans form a chain; a batch's profiles need
-        # only its own plan, so they are written while the next batch is being planned.
-        profiles: list[asyncio.Task[Tally]] = []
-        try:
-            for batch in plan_character_batches(missing):
-                plan = await work.generate_text(
-                    character_key(spec.id, batch[0]),
-                    CharacterBatchPlan,
-                    render_character_batch(spec, brief, len(batch), earlier),
-                )
-                taken = {c.display_name.casefold() for c in earlier}
-                fresh = [c for c in plan.characters if c.display_name.casefold() not in taken]
-                pairs = list(zip(batch, fresh, strict=False))
-                earlier.extend(concept for _, concept in pairs)
-                profiles.append(
-                    asyncio.create_task(
-                        fan_out(
-                            pairs,
-                            lambda pair: character_key(spec.id, pair[0]),
-                            detail,
-                            limit=text.max_concurrency,
-                            log=context.log,
-                            what="character profiles",
-                        )
-                    )
-                )
-        finally:  # a failed plan still lets the profiles in flight land in the ledger
-            tallies = await asyncio.gather(*profiles, return_exceptions=True)
-        for tally in tallies:
-            if isinstance(tally, BaseException):
-                raise tally
-            fail_if_any(tally, "character profiles")
-
-    async def create(unit: Unit) -> Outcome:
+    async def create(self, unit: Unit) -> Outcome:
+        """CreateCharacter with the profile as meta, once."""
         if unit.done:
             return Outcome.REUSED
         profile = character_profile(unit)
@@ -235,10 +203,11 @@ async def characters(
             "source": "generia_pipelines",
             "unit_key": unit.key,
         }
+        client = self.character.client
 
         async def call() -> str:
-            made = await character.client.create_ai_character(
-                spec.id, profile.display_name, meta=meta, idempotency_key=unit.key
+            made = await client.create_ai_character(
+                self.spec.id, profile.display_name, meta=meta, idempotency_key=unit.key
             )
             return made.id
 
@@ -246,32 +215,186 @@ async def characters(
             unit,
             "character",
             call,
-            book=book,
-            client=character.client,
-            honoured=character.honours_idempotency,
-            log=context.log,
+            book=self.book,
+            client=client,
+            honoured=self.character.honours_idempotency,
+            log=self.context.log,
         )
         return Outcome.CREATED
 
-    ready = [
-        u
-        for u in book.units(spec.id, CHARACTERS)
-        if u.reached(Stage.TEXT_DONE) and (u.slot_number or 0) < spec.characters
-    ]
-    tally = await fan_out(
-        ready, lambda u: u.key, create, limit=32, log=context.log, what="characters"
-    )
-    fail_if_any(tally, "characters")
-    if len(ready) < spec.characters:
-        raise Failure(
-            f"only {len(ready)} of {spec.characters} characters could be planned for "
-            f"{spec.id}; the next run plans the rest"
+    async def avatar(self, person: Unit) -> Outcome:
+        """Prompt → image → presign (its own id) → PUT → confirm → UpdateCharacter, once."""
+        spec, book = self.spec, self.book
+        character_id = str(person.character_id)
+        key = avatar_key(spec.id, character_id)
+        unit = book.get(key)
+        if unit is not None and unit.done:
+            return Outcome.REUSED
+        if unit is not None and unit.reached(Stage.CONFIRMED) and unit.media_id:
+            # Confirmed before, the attach failed: attach that media (its bytes are gone).
+            media_id, url = unit.media_id, variant_url(unit, "medium")
+        else:
+            profile = character_profile(person)
+            prompt, _ = await self.work.text_for(
+                key, AvatarPrompt, render_avatar_prompt(spec, self.brief, profile)
+            )
+            image, _ = await self.work.image_for(key, prompt.prompt, stable_seed(key))
+            unit = book.get(key)
+            assert unit is not None
+            confirmed = await self.work.upload_and_confirm(
+                unit, image, character_id, MediaType.CHARACTER_AVATAR
+            )
+            media_id, url = confirmed.media_id, confirmed.url("medium")
+        await self.character.client.update_character(
+            character_id,
+            avatar_media_id=media_id,
+            avatar_url=url,
+            world_id=spec.id,
+            idempotency_key=f"{key}/attach",
         )
+        book.record_created(key, media_id)
+        return Outcome.CREATED
+
+    async def settle(self, slot: int) -> Outcome:
+        """A character with its profile: created, then given its avatar (as selected)."""
+        key = character_key(self.spec.id, slot)
+        unit = self.book.get(key)
+        assert unit is not None
+        if CHARACTERS_ASSET in self.selected and not unit.done:
+            await self.stages.run(CHARACTERS_ASSET, key, self.create(unit))
+            unit = self.book.get(key) or unit
+        if AVATARS_ASSET in self.selected and unit.done and unit.character_id:
+            await self.stages.run(
+                AVATARS_ASSET, avatar_key(self.spec.id, str(unit.character_id)), self.avatar(unit)
+            )
+        return Outcome.CREATED
+
+    async def profile_and_settle(self, pair: tuple[int, CharacterConcept]) -> Outcome:
+        slot, concept = pair
+        await self.stages.run(
+            PROFILES, character_key(self.spec.id, slot), self.profile(slot, concept)
+        )
+        return await self.settle(slot)
+
+
+async def plan_and_settle(cast: Cast, width: int) -> None:
+    """Plan the missing characters batch by batch and settle each as soon as it is profiled.
+
+    Each plan sees the ones before it, so plans form a chain; a batch's characters need only
+    its own plan, so they are profiled, created and given avatars while the next batch is
+    being planned. Characters profiled in an earlier run are settled at once.
+    """
+    spec, book, log = cast.spec, cast.book, cast.context.log
+
+    def key_of(slot: int) -> str:
+        return character_key(spec.id, slot)
+
+    for round_no in range(PLAN_ROUNDS):
+        units = {u.slot_number: u for u in book.units(spec.id, CHARACTERS)}
+        earlier = [
+            CharacterConcept.model_validate(u.payload["concept"])
+            for u in units.values()
+            if u.reached(Stage.TEXT_DONE) and u.payload
+        ]
+        ready = [s for s in range(spec.characters) if units[s].reached(Stage.TEXT_DONE)]
+        missing = [s for s in range(spec.characters) if s not in ready]
+        tasks: list[asyncio.Task[Tally]] = []
+        if round_no == 0 and ready:
+            settle = fan_out(ready, key_of, cast.settle, limit=width, log=log, what="characters")
+            tasks.append(asyncio.create_task(settle))
+        try:
+            for batch in plan_character_batches(missing) if missing else []:
+                plan = await cast.work.generate_text(
+                    key_of(batch[0]),
+                    CharacterBatchPlan,
+                    render_character_batch(spec, cast.brief, len(batch), earlier),
+                )
+                taken = {c.display_name.casefold() for c in earlier}
+                fresh = [c for c in plan.characters if c.display_name.casefold() not in taken]
+                pairs = list(zip(batch, fresh, strict=False))
+                earlier.extend(concept for _, concept in pairs)
+                made = fan_out(
+                    pairs,
+                    lambda pair: key_of(pair[0]),
+                    cast.profile_and_settle,
+                    limit=width,
+                    log=log,
+                    what="characters",
+                )
+                tasks.append(asyncio.create_task(made))
+        finally:  # a failed plan still lets the characters in flight land in the ledger
+            done = await asyncio.gather(*tasks, return_exceptions=True)
+        for outcome in done:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        if not missing or not cast.stages.ok(PROFILES):
+            return
+
+
+async def make_cast(
+    context: AssetExecutionContext,
+    catalog: CatalogResource,
+    world: WorldResource,
+    character: CharacterResource,
+    media: MediaResource,
+    runware: RunwareResource,
+    text: TextGenerationResource,
+    ledger: LedgerResource,
+) -> tuple[list[MaterializeResult], Failure | None]:
+    """The selected stages for every character; the results of the assets that finished and
+    the failure of those that did not."""
+    spec = await world_spec(context, catalog, world)
+    book = ledger.ledger
+    brief = stored_brief(book, spec.id)
+    work = WorldWork(
+        spec.id, "", spec.setup_budget(), book, text=text, runware=runware, media=media
+    )
+    cast = Cast(context, spec, brief, work, character)
+    book.plan(character_key(spec.id, slot) for slot in range(spec.characters))
+    # The text and Runware clients bound their own calls; this many characters in flight
+    # keeps both busy and lets uploads and attaching overlap the next images.
+    width = text.max_concurrency + runware.concurrency
+    if CHARACTERS_ASSET in cast.selected:
+        await plan_and_settle(cast, width)
+    else:
+        people = [u.slot_number or 0 for u in created_characters(book, spec.id)]
+        await fan_out(
+            people,
+            lambda slot: character_key(spec.id, slot),
+            cast.settle,
+            limit=width,
+            log=context.log,
+            what="avatars",
+        )
+    results: list[MaterializeResult] = []
+    failure = cast.stages.failure()
+    if CHARACTERS_ASSET in cast.selected:
+        if not cast.stages.ok(PROFILES, CHARACTERS_ASSET):
+            return results, failure
+        units = book.units(spec.id, CHARACTERS)
+        made = [u for u in units if u.done and (u.slot_number or 0) < spec.characters]
+        if len(made) < spec.characters:
+            return results, failure or Failure(
+                f"only {len(made)} of {spec.characters} characters could be planned for "
+                f"{spec.id}; the next run plans the rest"
+            )
+        results.append(characters_result(cast))
+    if AVATARS_ASSET in cast.selected and cast.stages.ok(AVATARS_ASSET):
+        results.append(await avatars_result(cast))
+    return results, failure
+
+
+def characters_result(cast: Cast) -> MaterializeResult:
+    spec, book = cast.spec, cast.book
     existing = created_characters(book, spec.id)
+    tally = cast.stages.tallies[CHARACTERS_ASSET]
     return MaterializeResult(
+        asset_key=CHARACTERS_ASSET,
         check_results=[
-            checks.character_count(book.units(spec.id, CHARACTERS), spec.characters),
-            checks.no_duplicates(book, spec.id),
+            checks.character_count(
+                book.units(spec.id, CHARACTERS), spec.characters, asset=CHARACTERS_ASSET
+            ),
+            checks.no_duplicates(book, spec.id, asset=CHARACTERS_ASSET),
         ],
         metadata={
             **tally.metadata(),
@@ -294,90 +417,24 @@ async def characters(
     )
 
 
-@asset(
-    partitions_def=worlds_partitions,
-    deps=[characters],
-    check_specs=checks.specs("character_avatars", checks.AVATARS_CONFIRMED),
-    group_name=GROUP,
-    kinds={"python", "grpc"},
-    pool=RUNWARE_POOL,
-    retry_policy=RETRY,
-)
-@fail_fast_on_bad_input
-async def character_avatars(
-    context: AssetExecutionContext,
-    catalog: CatalogResource,
-    world: WorldResource,
-    character: CharacterResource,
-    media: MediaResource,
-    runware: RunwareResource,
-    text: TextGenerationResource,
-    ledger: LedgerResource,
-) -> MaterializeResult:
-    """Per character without an avatar: prompt → image → presign → PUT → confirm → attach."""
-    spec = await world_spec(context, catalog, world)
-    book = ledger.ledger
-    brief = stored_brief(book, spec.id)
-    work = WorldWork(
-        spec.id, "", spec.setup_budget(), book, text=text, runware=runware, media=media
-    )
+async def avatars_result(cast: Cast) -> MaterializeResult:
+    spec, book = cast.spec, cast.book
     people = created_characters(book, spec.id)
-    book.plan(avatar_key(spec.id, str(u.character_id)) for u in people)
-
-    async def avatar(person: Unit) -> Outcome:
-        character_id = str(person.character_id)
-        key = avatar_key(spec.id, character_id)
-        unit = book.get(key)
-        if unit is not None and unit.done:
-            return Outcome.REUSED
-        if unit is not None and unit.reached(Stage.CONFIRMED) and unit.media_id:
-            # Confirmed before, the attach failed: attach that media (its bytes are gone).
-            media_id, url = unit.media_id, variant_url(unit, "medium")
-        else:
-            profile = character_profile(person)
-            prompt, _ = await work.text_for(
-                key, AvatarPrompt, render_avatar_prompt(spec, brief, profile)
-            )
-            image, _ = await work.image_for(key, prompt.prompt, stable_seed(key))
-            unit = book.get(key)
-            assert unit is not None
-            confirmed = await work.upload_and_confirm(
-                unit, image, character_id, MediaType.CHARACTER_AVATAR
-            )
-            media_id, url = confirmed.media_id, confirmed.url("medium")
-        await character.client.update_character(
-            character_id,
-            avatar_media_id=media_id,
-            avatar_url=url,
-            world_id=spec.id,
-            idempotency_key=f"{key}/attach",
-        )
-        book.record_created(key, media_id)
-        return Outcome.CREATED
-
-    tally = await fan_out(
-        people,
-        lambda u: avatar_key(spec.id, str(u.character_id)),
-        avatar,
-        # The text and Runware clients bound their own calls; this wider limit lets
-        # prompts be written while images are drawn, and uploads overlap the next images.
-        limit=runware.concurrency + text.max_concurrency,
-        log=context.log,
-        what="avatars",
-    )
-    fail_if_any(tally, "avatars")
-    avatars = [book.get(avatar_key(spec.id, str(u.character_id))) for u in people]
+    keys = [avatar_key(spec.id, str(u.character_id)) for u in people]
+    avatars = [book.get(key) for key in keys]
     shown = [
         (character_profile(p).display_name, variant_url(a, "thumbnail"))
         for p, a in zip(people, avatars, strict=True)
         if a is not None
     ]
-    keys = [avatar_key(spec.id, str(u.character_id)) for u in people]
-    verdict = await checks.avatars_confirmed(people, book, keys, character.client, spec.id)
+    verdict = await checks.avatars_confirmed(
+        people, book, keys, cast.character.client, spec.id, asset=AVATARS_ASSET
+    )
     return MaterializeResult(
+        asset_key=AVATARS_ASSET,
         check_results=[verdict],
         metadata={
-            **tally.metadata(),
+            **cast.stages.tallies[AVATARS_ASSET].metadata(),
             "avatars_total": sum(1 for a in avatars if a is not None and a.done),
             "cost_usd": round(book.cost(spec.id, kind="avatars"), 6),
             "previews": image_gallery(shown),
@@ -386,3 +443,54 @@ async def character_avatars(
             ),
         },
     )
+
+
+@multi_asset(
+    specs=[
+        AssetSpec(
+            CHARACTERS_ASSET,
+            deps=[world_brief],
+            description="Reconciles the world to its target character count: plan, profile, "
+            "CreateCharacter.",
+            group_name=GROUP,
+            kinds={"python", "grpc"},
+            partitions_def=worlds_partitions,
+        ),
+        AssetSpec(
+            AVATARS_ASSET,
+            deps=[CHARACTERS_ASSET],
+            description="Per character without an avatar: prompt → image → presign → PUT → "
+            "confirm → attach.",
+            group_name=GROUP,
+            kinds={"python", "grpc"},
+            partitions_def=worlds_partitions,
+        ),
+    ],
+    check_specs=[
+        *checks.specs("characters", checks.CHARACTER_COUNT, checks.NO_DUPLICATES),
+        *checks.specs("character_avatars", checks.AVATARS_CONFIRMED),
+    ],
+    partitions_def=worlds_partitions,
+    can_subset=True,
+    pool=RUNWARE_POOL,
+    retry_policy=RETRY,
+)
+async def world_characters(
+    context: AssetExecutionContext,
+    catalog: CatalogResource,
+    world: WorldResource,
+    character: CharacterResource,
+    media: MediaResource,
+    runware: RunwareResource,
+    text: TextGenerationResource,
+    ledger: LedgerResource,
+):  # no return annotation: Dagster reads one as the outputs' types
+    """The world's characters and their avatars, each avatar begun as soon as its character
+    exists (one step, so avatars need not wait for the last character)."""
+    results, failure = await fail_fast_on_bad_input(make_cast)(
+        context, catalog, world, character, media, runware, text, ledger
+    )
+    for result in results:
+        yield result
+    if failure is not None:
+        raise failure

@@ -26,10 +26,12 @@ CHARACTERS = 3
 POSTS_PER_DAY = 3
 SETUP_ASSETS = ("world_brief", "characters", "character_avatars")
 DAILY_ASSETS = ("post_drafts", "post_images", "posts")
-#: The daily assets are made by one step, so each post moves on as soon as its stage is done.
+#: Characters and avatars share a step, as do the daily assets, so that each character or
+#: post moves on as soon as its stage is done.
+SETUP_STEPS = ("world_brief", "world_characters")
 DAILY_STEPS = ("day_posts",)
 #: The assets in the Runware pool (deploy/dagster.yaml pools; the assets' ``pool=``).
-RUNWARE_STEPS = {"character_avatars", "day_posts"}
+RUNWARE_STEPS = {"world_characters", "day_posts"}
 RUNWARE_LIMIT = 2
 TEXT_LIMIT = 3
 BACKFILL_BOUND_S = 180
@@ -266,14 +268,14 @@ def test_multiprocess_executor_populates_worlds_across_processes_exactly_once(
     step_pids: set[int] = set()
     for run_id in setup + daily:
         worker, steps = _processes(live, run_id)
-        expected = SETUP_ASSETS if run_id in setup else DAILY_STEPS
+        expected = SETUP_STEPS if run_id in setup else DAILY_STEPS
         assert set(steps) == set(expected), steps
         assert worker not in steps.values(), "a step ran in the run worker's own process"
         assert len(set(steps.values())) == len(expected), steps
         workers.add(worker)
         step_pids |= set(steps.values())
     assert len(workers) == len(setup + daily)
-    assert len(step_pids) == len(SETUP_ASSETS) * len(setup) + len(DAILY_STEPS) * len(daily)
+    assert len(step_pids) == len(SETUP_STEPS) * len(setup) + len(DAILY_STEPS) * len(daily)
 
     # The same runs again, in new processes: everything is reused, nothing made or paid twice.
     paid_before = live.images_paid

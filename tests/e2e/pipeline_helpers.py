@@ -13,7 +13,7 @@ import yaml
 from dagster import DagsterInstance, MultiPartitionKey, materialize
 
 from generia_pipelines.assets.posts import day_posts
-from generia_pipelines.assets.world import character_avatars, characters, world_brief
+from generia_pipelines.assets.world import world_brief, world_characters
 from generia_pipelines.ledger import Ledger
 from generia_pipelines.local.runware_standin import RunwareComponent
 from generia_pipelines.local.stack import StackConfig, ThreadedStack
@@ -29,7 +29,7 @@ from generia_pipelines.resources.ledger import LedgerResource
 from generia_pipelines.resources.runware import RunwareResource
 from generia_pipelines.resources.text import TextGenerationResource
 
-SETUP = [world_brief, characters, character_avatars]
+SETUP = [world_brief, world_characters]
 DAILY = [day_posts]
 
 
