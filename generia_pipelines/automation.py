@@ -23,7 +23,7 @@ from dagster import (
 )
 
 from generia_pipelines.assets.posts import day_posts, world_days
-from generia_pipelines.assets.world import character_avatars, characters, world_brief
+from generia_pipelines.assets.world import world_brief, world_characters
 from generia_pipelines.executor import generia_executor
 from generia_pipelines.partitions import (
     DATE_DIMENSION,
@@ -65,10 +65,26 @@ def per_world_config(partitions_def: PartitionsDefinition) -> PartitionedConfig:
     )
 
 
+def partition_request(
+    job_name: str, config: PartitionedConfig, partition_key: str, run_key: str
+) -> RunRequest:
+    """A run request for a key known to exist, tagged here as Dagster would tag it.
+
+    A request whose tags already name its partition is not resolved again: Dagster would
+    look each key up in the instance, one query per world (~12 s for 1,000 worlds on
+    PostgreSQL, measured by bench/scale.py), for keys the caller just read from it or adds
+    in the same tick.
+    """
+    tags = config.get_tags_for_partition_key(partition_key, job_name=job_name)
+    return RunRequest(job_name=job_name, partition_key=partition_key, run_key=run_key, tags=tags)
+
+
+populate_world_config = per_world_config(worlds_partitions)
+
 populate_world = define_asset_job(
     "populate_world",
-    selection=AssetSelection.assets(world_brief, characters, character_avatars),
-    config=per_world_config(worlds_partitions),
+    selection=AssetSelection.assets(world_brief, world_characters),
+    config=populate_world_config,
     executor_def=generia_executor,
     description="Set a world up: its brief, its characters and their avatars.",
 )
@@ -95,25 +111,24 @@ post_days = world_days.get_partitions_def_for_dimension(DATE_DIMENSION)
     description="Every morning, each world's posts for the day that just ended.",
 )
 def daily_posts_schedule(context: ScheduleEvaluationContext) -> list[RunRequest] | SkipReason:
-    """One run per world for the last complete day, keyed and tagged like a partition run.
-
-    The requests carry their partition tags already, so Dagster does not look each key up
-    in the instance again: build_schedule_from_partitioned_job did, one query per world,
-    ~12 s for 1,000 worlds on PostgreSQL (bench/scale.py). The worlds come in one query.
-    """
-    with partition_loading_context(effective_dt=context.scheduled_execution_time):
+    """One run per world for the last complete day, as build_schedule_from_partitioned_job
+    made them (run key = partition key), but with the worlds read in one query and the keys
+    not looked up again one by one (see partition_request)."""
+    # As Dagster's partitioned schedules: the instance is the store, unless under test.
+    store = context.instance if context.instance_ref is not None else None
+    with partition_loading_context(context.scheduled_execution_time, store):
         day = post_days.get_last_partition_key()
+        worlds = worlds_partitions.get_partition_keys()
     if day is None:
         return SkipReason(f"no complete day since the first partition day ({post_days})")
     requests: list[RunRequest] = []
-    for world_id in context.instance.get_dynamic_partitions(WORLDS):
+    for world_id in worlds:
         try:
-            key = str(world_day_key(world_id, day))
+            key = world_day_key(world_id, day)
         except InvalidWorldKey as exc:  # added by hand, bypassing the sensor's validation
             context.log.warning(f"no posts for {world_id!r}: {exc}")
             continue
-        tags = daily_posts_config.get_tags_for_partition_key(key, job_name=daily_posts.name)
-        requests.append(RunRequest(run_key=key, partition_key=key, tags=tags))
+        requests.append(partition_request(daily_posts.name, daily_posts_config, key, key))
     return requests or SkipReason("no worlds yet: the new_worlds_sensor adds them")
 
 
@@ -169,10 +184,8 @@ def new_worlds_sensor(context: SensorEvaluationContext, catalog: CatalogResource
     known = set(context.instance.get_dynamic_partitions(WORLDS))
     new = [w.id for w in listing.worlds if w.id not in known]
     requests = [
-        RunRequest(
-            job_name=populate_world.name,
-            partition_key=world_id,
-            run_key=f"populate_world:{world_id}",
+        partition_request(
+            populate_world.name, populate_world_config, world_id, f"populate_world:{world_id}"
         )
         for world_id in new
     ]
@@ -186,10 +199,11 @@ def new_worlds_sensor(context: SensorEvaluationContext, catalog: CatalogResource
         day_keys = post_days.get_partition_keys()[-days:][::-1]
         for world_id in fresh:
             requests.extend(
-                RunRequest(
-                    job_name=daily_posts.name,
-                    partition_key=world_day_key(world_id, day),
-                    run_key=f"daily_posts:{world_id}:{day}",
+                partition_request(
+                    daily_posts.name,
+                    daily_posts_config,
+                    world_day_key(world_id, day),
+                    f"daily_posts:{world_id}:{day}",
                 )
                 for day in day_keys
             )

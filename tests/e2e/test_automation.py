@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 from dagster import (
+    AssetMaterialization,
     DagsterInstance,
     MultiPartitionKey,
+    RunRequest,
     SensorResult,
     build_schedule_context,
     build_sensor_context,
@@ -19,7 +21,7 @@ from dagster import (
 )
 from pipeline_helpers import Bed
 
-from generia_pipelines.automation import daily_posts_schedule, new_worlds_sensor
+from generia_pipelines.automation import daily_posts_schedule, new_worlds_sensor, post_days
 from generia_pipelines.definitions import defs
 from generia_pipelines.resources.catalog import CatalogResource
 
@@ -76,16 +78,100 @@ def test_sensor_refuses_a_bad_backfill_setting(bed: Bed, monkeypatch: pytest.Mon
         _evaluate(bed.instance, bed.worlds_file)
 
 
-def test_schedule_requests_each_worlds_latest_day(bed: Bed) -> None:
-    bed.instance.add_dynamic_partitions("worlds", ["neon-harbor", "salt-flats"])
+def _tick(instance: DagsterInstance) -> tuple[list[RunRequest], str | None]:
     tick = datetime(2026, 11, 24, 6, 0, tzinfo=UTC)
-    context = build_schedule_context(instance=bed.instance, scheduled_execution_time=tick)
+    context = build_schedule_context(instance=instance, scheduled_execution_time=tick)
     schedule = defs.resolve_schedule_def(daily_posts_schedule.name)
     # The daemon evaluates ticks with the instance as the partition store; so does this test.
-    with partition_loading_context(effective_dt=tick, dynamic_partitions_store=bed.instance):
-        requests = list(schedule.evaluate_tick(context).run_requests or [])
+    with partition_loading_context(effective_dt=tick, dynamic_partitions_store=instance):
+        data = schedule.evaluate_tick(context)
+    return list(data.run_requests or []), data.skip_message
+
+
+def test_schedule_requests_each_worlds_latest_day(bed: Bed) -> None:
+    bed.instance.add_dynamic_partitions("worlds", ["neon-harbor", "salt-flats"])
+    requests, _ = _tick(bed.instance)
     keys = sorted(str(r.partition_key) for r in requests)
     assert keys == ["2026-11-23|neon-harbor", "2026-11-23|salt-flats"]
+    for request in requests:
+        world = str(request.partition_key).rpartition("|")[2]
+        # As a partition run of the job: the run queue, the job's Partitions tab and re-runs
+        # of a partition all find the run by these tags.
+        assert request.run_key == str(request.partition_key)
+        assert request.job_name in (None, "daily_posts")
+        assert request.tags == {
+            "generia/world": world,
+            "dagster/partition": str(request.partition_key),
+            "dagster/partition/date": "2026-11-23",
+            "dagster/partition/world": world,
+            "dagster/partition_set": "daily_posts_partition_set",
+            "dagster/schedule_name": "daily_posts_schedule",
+        }
+
+
+def test_schedule_skips_worlds_with_unusable_keys_and_empty_instances(bed: Bed) -> None:
+    requests, skipped = _tick(bed.instance)
+    assert not requests and skipped
+    bed.instance.add_dynamic_partitions("worlds", ["neon-harbor", "Bad World"])
+    requests, _ = _tick(bed.instance)
+    assert [str(r.partition_key) for r in requests] == ["2026-11-23|neon-harbor"]
+
+
+def _avatars_materialized(instance: DagsterInstance, *world_ids: str) -> None:
+    """A world whose setup is done, as the sensor sees it (without running the setup)."""
+    instance.add_dynamic_partitions("worlds", list(world_ids))
+    for world_id in world_ids:
+        instance.report_runless_asset_event(
+            AssetMaterialization("character_avatars", partition=world_id)
+        )
+
+
+def test_sensor_requests_each_worlds_past_days_once(
+    bed: Bed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("GENERIA_WORLD_ADDR", raising=False)
+    monkeypatch.setenv("GENERIA_BACKFILL_DAYS", "2")
+    prompt = "A salt desert of mirages and wind-powered caravans"
+    bed.write_worlds(
+        [
+            {"id": "neon-harbor", "prompt": prompt, "characters": 4},
+            {"id": "salt-flats", "prompt": prompt, "characters": 4},
+        ]
+    )
+    _avatars_materialized(bed.instance, "neon-harbor")
+    first = _evaluate(bed.instance, bed.worlds_file)
+    requested = [(r.job_name, r.partition_key) for r in first.run_requests or []]
+    assert [job for job, _ in requested] == ["populate_world", "daily_posts", "daily_posts"]
+    assert requested[0][1] == "salt-flats"
+
+    bed.instance.add_dynamic_partitions("worlds", ["salt-flats"])
+    again = _evaluate(bed.instance, bed.worlds_file, first.cursor)
+    assert not again.run_requests and again.skip_reason is not None
+
+    _avatars_materialized(bed.instance, "salt-flats")
+    later = _evaluate(bed.instance, bed.worlds_file, first.cursor)
+    keys = [r.partition_key for r in later.run_requests or []]
+    assert len(keys) == 2
+    assert all(isinstance(k, MultiPartitionKey) for k in keys)
+    assert {k.keys_by_dimension["world"] for k in keys if isinstance(k, MultiPartitionKey)} == {
+        "salt-flats"
+    }
+
+
+def test_sensor_backfill_stops_at_the_first_partition_day(
+    bed: Bed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("GENERIA_WORLD_ADDR", raising=False)
+    monkeypatch.setenv("GENERIA_BACKFILL_DAYS", "366")
+    _avatars_materialized(bed.instance, "neon-harbor")
+    result = _evaluate(bed.instance, bed.worlds_file)
+    days = [
+        r.partition_key.keys_by_dimension["date"]
+        for r in result.run_requests or []
+        if isinstance(r.partition_key, MultiPartitionKey)
+    ]
+    # Every day that is a partition, newest first; a day before the first would fail the tick.
+    assert days == list(reversed(post_days.get_partition_keys()))
 
 
 def test_definitions_validate_with_dagster_cli(tmp_path: Path) -> None:
