@@ -5,7 +5,9 @@ Run: .venv/bin/python bench/scale.py [--worlds 1000] [--days 90] [--json PATH] [
 
 A fresh PostgreSQL database per run (dropped at the end unless ``--keep``) behind a
 DAGSTER_HOME whose dagster.yaml is deploy/dagster.yaml with literal connection values; the
-catalog is a generated worlds file. Measured, in order:
+catalog is a generated worlds file; the package is copied first, so every process of the
+run loads the same code. The tick is today's 06:00 UTC and the date partitions end
+yesterday: exactly ``--days`` of them. Measured, in order:
 
 1. setup: the worlds' dynamic partitions, then the history the UI shows: one daily_posts run
    per world and day with its three materializations, one populate_world run per world with
@@ -19,8 +21,11 @@ catalog is a generated worlds file. Measured, in order:
    world set up (the first tick, then the next one, deduplicated by run key), and a catalog
    of only new worlds.
 
-The exit status is 1 when a result is wrong (request or run counts, a tick's status, a
-GraphQL error); no duration is asserted.
+Figures are seconds: the first (cold) call and the median of ``--reps`` more. The daemons
+submit runs one after the other, as deploy/dagster.yaml configures them; ``--submit-workers
+N`` measures them with ``use_threads`` and N submit threads instead. The exit status is 1
+when a result is wrong (request or run counts, tags, a tick's status, a GraphQL error); no
+duration is asserted.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import cProfile
 import json
 import logging
 import os
+import shutil
 import signal
 import socket
 import statistics
@@ -40,6 +46,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -50,7 +57,8 @@ import psycopg2
 import yaml
 
 if TYPE_CHECKING:
-    from dagster import DagsterInstance, RunRequest, SensorResult
+    from dagster import DagsterInstance, RunRequest
+    from dagster._core.definitions.sensor_definition import SensorExecutionData
     from dagster._core.events.log import EventLogEntry
     from dagster._core.workspace.context import WorkspaceProcessContext
 
@@ -125,6 +133,21 @@ class Report:
         rule = "  ".join("-" * w for w in widths)
         head = "  ".join(c.ljust(w) for c, w in zip(header, widths, strict=True))
         return "\n".join([head, rule, *lines])
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How to measure: warm repetitions, cProfile output, the daemons' submit threads."""
+
+    reps: int
+    profile: Path | None
+    submit_workers: int  # 0: the daemons' default, one run after the other
+
+    @property
+    def submission(self) -> str:
+        if not self.submit_workers:
+            return "runs submitted serially (daemon default)"
+        return f"{self.submit_workers} submit threads (use_threads, num_submit_workers)"
 
 
 def clock(fn: Callable[[], T]) -> tuple[float, T]:
@@ -227,6 +250,7 @@ def prepare(root: Path, user: str, database: str, days: int) -> Layout:
     from GENERIA_POSTS_START_DATE. The tick is today's 06:00 UTC, so the date partitions end
     yesterday for this process, the code servers and the webserver alike: exactly ``days``.
     """
+    code = snapshot_code(root)
     home = root / "dagster_home"
     home.mkdir()
     config = yaml.safe_load((ROOT / "deploy" / "dagster.yaml").read_text())
@@ -247,7 +271,7 @@ def prepare(root: Path, user: str, database: str, days: int) -> Layout:
                     {
                         "python_module": {
                             "module_name": "generia_pipelines.definitions",
-                            "working_directory": str(ROOT),
+                            "working_directory": str(code),
                             "location_name": LOCATION,
                         }
                     }
@@ -270,6 +294,26 @@ def prepare(root: Path, user: str, database: str, days: int) -> Layout:
     os.environ.pop("GENERIA_WORLD_ADDR", None)  # the catalog is the worlds file
     tick = datetime(today.year, today.month, today.day, 6, tzinfo=UTC)
     return Layout(root, home, root / "worlds.yaml", workspace, tick, all_days)
+
+
+def snapshot_code(root: Path) -> Path:
+    """Copy the package so this process, the code servers and the webserver run one version.
+
+    A full run lasts an hour and starts code servers along the way: edits to the working
+    tree in the meantime would otherwise be measured half-way. PYTHONPATH and sys.path put
+    the copy ahead of the editable install.
+    """
+    code = root / "code"
+    shutil.copytree(
+        ROOT / "generia_pipelines",
+        code / "generia_pipelines",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
+    sys.path.insert(0, str(code))
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        part for part in (str(code), os.environ.get("PYTHONPATH")) if part
+    )
+    return code
 
 
 def world_ids(prefix: str, count: int) -> list[str]:
@@ -296,8 +340,8 @@ def write_worlds(path: Path, ids: Sequence[str]) -> None:
 
 def _run_row(run: Any, start: float, seconds: float) -> dict[str, Any]:
     """The ``runs`` row add_run would write, plus the start/end a finished run has."""
-    from dagster._serdes import serialize_value
     from dagster._core.storage.tags import PARTITION_NAME_TAG, PARTITION_SET_TAG
+    from dagster._serdes import serialize_value
 
     created = datetime.fromtimestamp(start - 5, UTC).replace(tzinfo=None)
     return {
@@ -470,6 +514,19 @@ def record_history(
     return past, runs_s, time.perf_counter() - started
 
 
+def analyze(instance: DagsterInstance) -> str:
+    """Refresh the planner's statistics, as autovacuum would have after 90 days; its setting.
+
+    Without them PostgreSQL estimates a handful of rows per tag and joins the run tags by
+    nested loops: the scheduler's lookup of an existing run per request then takes seconds.
+    """
+    import sqlalchemy
+
+    with instance.run_storage.connect() as conn:  # type: ignore[attr-defined]
+        conn.execute(sqlalchemy.text("ANALYZE"))
+        return str(conn.execute(sqlalchemy.text("SHOW autovacuum")).scalar())
+
+
 def bench_setup(
     instance: DagsterInstance, report: Report, layout: Layout, worlds: Sequence[str]
 ) -> None:
@@ -481,9 +538,7 @@ def bench_setup(
     from dagster import AssetKey, DagsterRunStatus, RunsFilter
 
     seconds, _ = clock(lambda: instance.add_dynamic_partitions("worlds", list(worlds)))
-    report.add(
-        Figure("setup", "add dynamic partitions (worlds)", seconds, count=len(worlds))
-    )
+    report.add(Figure("setup", "add dynamic partitions (worlds)", seconds, count=len(worlds)))
     known = instance.get_dynamic_partitions("worlds")
     report.expect(len(known) == len(worlds), f"worlds partitions: {len(known)} != {len(worlds)}")
 
@@ -506,6 +561,10 @@ def bench_setup(
             count=3 * len(past),
             note=f"{made} world-days × {len(DAILY_ASSETS)} assets + setup assets",
         )
+    )
+    seconds, autovacuum = clock(lambda: analyze(instance))
+    report.add(
+        Figure("setup", "ANALYZE after the bulk load", seconds, note=f"autovacuum {autovacuum}")
     )
     finished = instance.get_runs_count(RunsFilter(statuses=[DagsterRunStatus.SUCCESS]))
     report.expect(finished == len(past), f"history runs stored: {finished} != {len(past)}")
@@ -562,6 +621,25 @@ def _errors(yielded: Iterable[Any]) -> list[str]:
     return [str(item) for item in yielded if isinstance(item, SerializableErrorInfo)]
 
 
+@contextlib.contextmanager
+def daemon_pools(workers: int) -> Iterator[tuple[ThreadPoolExecutor | None, ...]]:
+    """The daemons' thread pools for ``use_threads``/``num_submit_workers``, or none."""
+    if not workers:
+        yield None, None
+        return
+    with (
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="bench_tick") as ticks,
+        ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bench_submit") as submit,
+    ):
+        yield ticks, submit
+
+
+def _finish(futures: Mapping[str, Future[Any]]) -> None:
+    """With threads the daemon only starts a tick: wait for it as the next iteration would."""
+    for future in futures.values():
+        future.result(timeout=QUERY_TIMEOUT_S * 10)
+
+
 # --- 2. the schedule -----------------------------------------------------------------------
 
 
@@ -588,8 +666,7 @@ def bench_schedule(
     layout: Layout,
     worlds: Sequence[str],
     context: WorkspaceProcessContext,
-    reps: int,
-    profile: Path | None,
+    settings: Settings,
 ) -> None:
     from dagster import (
         DagsterRunStatus,
@@ -597,10 +674,10 @@ def bench_schedule(
         build_schedule_context,
         partition_loading_context,
     )
+    from dagster._core.definitions.timestamp import TimestampWithTimezone
     from dagster._core.scheduler.instigation import TickStatus
     from dagster._core.test_utils import freeze_time
     from dagster._scheduler.scheduler import launch_scheduled_runs
-    from dagster._core.definitions.timestamp import TimestampWithTimezone
 
     from generia_pipelines.definitions import defs
 
@@ -609,15 +686,14 @@ def bench_schedule(
 
     def in_process() -> list[RunRequest]:
         # As the code server evaluates a tick: the instance is the dynamic partitions store.
-        with partition_loading_context(
-            effective_dt=layout.tick, dynamic_partitions_store=instance
-        ):
+        with partition_loading_context(effective_dt=layout.tick, dynamic_partitions_store=instance):
             tick_context = build_schedule_context(
                 instance=instance, scheduled_execution_time=layout.tick
             )
             return list(schedule.evaluate_tick(tick_context).run_requests or [])
 
-    with profiled(profile, "schedule_in_process"):
+    reps = settings.reps
+    with profiled(settings.profile, "schedule_in_process"):
         first, median, requests = repeated(in_process, reps)
     report.add(Figure("schedule", "evaluate_tick in process", median, first, reps, len(requests)))
     _check_schedule_requests(report, requests, layout, worlds, "in-process schedule")
@@ -644,17 +720,26 @@ def bench_schedule(
     with freeze_time(layout.tick - timedelta(minutes=1)):
         instance.start_schedule(remote)
     started = time.time()
-    with profiled(profile, "schedule_daemon_tick"):
-        seconds, yielded = clock(
-            lambda: list(
+
+    def daemon_tick() -> list[Any]:
+        futures: dict[str, Future[Any]] = {}
+        with daemon_pools(settings.submit_workers) as (ticks, submit):
+            yielded = list(
                 launch_scheduled_runs(
                     context,
                     _daemon_logger(layout),
                     end_datetime_utc=layout.tick + timedelta(seconds=1),
                     iteration_times={},
+                    threadpool_executor=ticks,
+                    submit_threadpool_executor=submit,
+                    scheduler_run_futures=futures,
                 )
             )
-        )
+            _finish(futures)
+        return yielded
+
+    with profiled(settings.profile, "schedule_daemon_tick"):
+        seconds, yielded = clock(daemon_tick)
     errors = _errors(yielded)
     report.expect(not errors, f"scheduler daemon errors: {errors[:1]}")
     ticks = instance.get_ticks(remote.get_remote_origin_id(), remote.selector_id, limit=1)
@@ -668,7 +753,7 @@ def bench_schedule(
             "daemon tick: evaluate + create & queue runs",
             seconds,
             count=len(tick.run_ids),
-            note=f"tick record ends {recorded:.2f} s after the iteration began",
+            note=f"{settings.submission}; tick record ends after {recorded:.2f} s",
         )
     )
     report.expect(tick.status == TickStatus.SUCCESS, f"schedule tick status {tick.status}")
@@ -1042,7 +1127,10 @@ class SensorCase:
     new_partitions: int
 
 
-def _check_sensor_result(report: Report, case: SensorCase, result: SensorResult, how: str) -> None:
+def _check_sensor_result(
+    report: Report, case: SensorCase, result: SensorExecutionData, how: str
+) -> None:
+    """Counts, unique run keys, and the tags the run queue's per-world limit needs."""
     requests = list(result.run_requests or [])
     jobs = [request.job_name for request in requests]
     populate, daily = jobs.count("populate_world"), jobs.count("daily_posts")
@@ -1053,13 +1141,20 @@ def _check_sensor_result(report: Report, case: SensorCase, result: SensorResult,
     )
     keys = [request.run_key for request in requests]
     report.expect(len(set(keys)) == len(keys), f"{how} {case.label}: repeated run keys")
+    untagged = [
+        str(r.partition_key)
+        for r in requests
+        if r.tags.get("dagster/partition") != str(r.partition_key)
+        or r.tags.get("generia/world") != str(r.partition_key).rpartition("|")[2]
+    ]
+    report.expect(not untagged, f"{how} {case.label}: partition tags missing: {untagged[:3]}")
     added = sum(len(r.partition_keys or []) for r in result.dynamic_partitions_requests or [])
     report.expect(
         added == case.new_partitions,
         f"{how} {case.label}: {added} new partitions requested, not {case.new_partitions}",
     )
     if not requests and not added:
-        report.expect(result.skip_reason is not None, f"{how} {case.label}: no skip reason")
+        report.expect(bool(result.skip_message), f"{how} {case.label}: no skip reason")
 
 
 def _sensor_cursor(instance: DagsterInstance, remote: Any) -> str | None:
@@ -1070,18 +1165,17 @@ def _sensor_cursor(instance: DagsterInstance, remote: Any) -> str | None:
 
 def _age_sensor_state(instance: DagsterInstance, remote: Any) -> None:
     """Stand in for the sensor's 60 s minimum interval: its last tick began 2 minutes ago."""
+    from dagster._core.scheduler.instigation import SensorInstigatorData
+
     state = instance.get_instigator_state(remote.get_remote_origin_id(), remote.selector_id)
     data = state.instigator_data if state else None
-    if state is None or data is None or not data.last_tick_timestamp:
+    if state is None or not isinstance(data, SensorInstigatorData):
+        return
+    if not data.last_tick_timestamp:
         return
     earlier = time.time() - 120
-    instance.update_instigator_state(
-        state.with_data(
-            data._replace(  # type: ignore[union-attr]
-                last_tick_timestamp=earlier, last_tick_start_timestamp=earlier
-            )
-        )
-    )
+    aged = data._replace(last_tick_timestamp=earlier, last_tick_start_timestamp=earlier)
+    instance.update_instigator_state(state.with_data(aged))
 
 
 def bench_sensor_case(
@@ -1090,16 +1184,17 @@ def bench_sensor_case(
     layout: Layout,
     case: SensorCase,
     context: WorkspaceProcessContext,
-    reps: int,
-    profile: Path | None,
+    settings: Settings,
     daemon_ticks: int = 1,
 ) -> None:
-    from dagster import SensorResult, build_sensor_context
+    from dagster import build_sensor_context
     from dagster._core.scheduler.instigation import InstigatorStatus, TickStatus
     from dagster._daemon.sensor import execute_sensor_iteration
 
-    from generia_pipelines.automation import new_worlds_sensor
+    from generia_pipelines.definitions import defs
     from generia_pipelines.resources.catalog import CatalogResource
+
+    sensor = defs.resolve_sensor_def(SENSOR)
 
     write_worlds(layout.worlds_file, case.worlds)
     location = context.create_request_context().get_code_location(LOCATION)
@@ -1108,20 +1203,21 @@ def bench_sensor_case(
     cursor = _sensor_cursor(instance, remote)
     slug = case.label.split(":")[0].strip().replace(" ", "_")
 
-    def in_process() -> SensorResult:
+    def in_process() -> SensorExecutionData:
+        # As the code server evaluates a tick: the requests resolved against the job.
         sensor_context = build_sensor_context(
             instance=instance,
             resources={"catalog": CatalogResource(worlds_file=str(layout.worlds_file))},
             cursor=cursor,
+            definitions=defs,
         )
-        result = new_worlds_sensor(sensor_context)
-        assert isinstance(result, SensorResult)
-        return result
+        return sensor.evaluate_tick(sensor_context)
 
     previous = os.environ.get("GENERIA_BACKFILL_DAYS", "0")
     os.environ["GENERIA_BACKFILL_DAYS"] = str(case.backfill_days)
+    reps = settings.reps
     try:
-        with profiled(profile, f"sensor_{slug}_in_process"):
+        with profiled(settings.profile, f"sensor_{slug}_in_process"):
             first, median, result = repeated(in_process, reps)
     finally:
         os.environ["GENERIA_BACKFILL_DAYS"] = previous
@@ -1131,7 +1227,7 @@ def bench_sensor_case(
     )
     _check_sensor_result(report, case, result, "in-process sensor")
 
-    def via_code_server() -> Any:
+    def via_code_server() -> SensorExecutionData:
         return location.get_sensor_execution_data(
             instance=instance,
             repository_handle=repository.handle,
@@ -1154,29 +1250,33 @@ def bench_sensor_case(
             len(data.run_requests or []),
         )
     )
-    report.expect(
-        len(data.run_requests or []) == case.populate + case.daily,
-        f"code-server sensor {case.label}: {len(data.run_requests or [])} requests",
-    )
+    _check_sensor_result(report, case, data, "code-server sensor")
 
     state = instance.get_instigator_state(remote.get_remote_origin_id(), remote.selector_id)
     if state is None or state.status != InstigatorStatus.RUNNING:
         instance.start_sensor(remote)
     origin_id, selector_id = remote.get_remote_origin_id(), remote.selector_id
+
+    def daemon_tick() -> list[Any]:
+        futures: dict[str, Future[Any]] = {}
+        with daemon_pools(settings.submit_workers) as (ticks, submit):
+            yielded = list(
+                execute_sensor_iteration(
+                    context,
+                    _daemon_logger(layout),
+                    threadpool_executor=ticks,
+                    submit_threadpool_executor=submit,
+                    sensor_tick_futures=futures,
+                )
+            )
+            _finish(futures)
+        return yielded
+
     for number in range(1, daemon_ticks + 1):
         runs_before = instance.get_runs_count()
         _age_sensor_state(instance, remote)
-        with profiled(profile, f"sensor_{slug}_daemon_tick{number}"):
-            seconds, yielded = clock(
-                lambda: list(
-                    execute_sensor_iteration(
-                        context,
-                        _daemon_logger(layout),
-                        threadpool_executor=None,
-                        submit_threadpool_executor=None,
-                    )
-                )
-            )
+        with profiled(settings.profile, f"sensor_{slug}_daemon_tick{number}"):
+            seconds, yielded = clock(daemon_tick)
         errors = _errors(yielded)
         report.expect(not errors, f"sensor daemon {case.label}: {errors[:1]}")
         tick = next(iter(instance.get_ticks(origin_id, selector_id, limit=1)), None)
@@ -1193,7 +1293,7 @@ def bench_sensor_case(
                 f"{case.label}: {what}",
                 seconds,
                 count=created,
-                note=f"tick record {recorded:.2f} s, {tick.status.value}",
+                note=f"{settings.submission}; tick record {recorded:.2f} s, {tick.status.value}",
             )
         )
         report.expect(
@@ -1212,8 +1312,7 @@ def bench_sensor(
     layout: Layout,
     worlds: Sequence[str],
     context: WorkspaceProcessContext,
-    reps: int,
-    profile: Path | None,
+    settings: Settings,
 ) -> None:
     """The three cases in turn; one failing is reported and the next still runs."""
     from dagster import AssetKey
@@ -1229,7 +1328,7 @@ def bench_sensor(
     steady = SensorCase("(a) steady, all worlds known", worlds, 0, 0, 0, 0)
     attempt(
         steady,
-        lambda: bench_sensor_case(instance, report, layout, steady, context, reps, profile),
+        lambda: bench_sensor_case(instance, report, layout, steady, context, settings),
     )
 
     ready = len(instance.get_materialized_partitions(AssetKey("character_avatars")))
@@ -1242,9 +1341,7 @@ def bench_sensor(
 
     def backfill_case() -> None:
         with daemon_workspace(instance, layout, SENSOR_BACKFILL_DAYS) as backfill_context:
-            bench_sensor_case(
-                instance, report, layout, backfill, backfill_context, reps, profile, 2
-            )
+            bench_sensor_case(instance, report, layout, backfill, backfill_context, settings, 2)
 
     attempt(backfill, backfill_case)
 
@@ -1252,7 +1349,7 @@ def bench_sensor(
     fresh = SensorCase(f"(b) {n} new worlds", new, 0, n, 0, n)
 
     def fresh_case() -> None:
-        bench_sensor_case(instance, report, layout, fresh, context, reps, profile)
+        bench_sensor_case(instance, report, layout, fresh, context, settings)
         known = set(instance.get_dynamic_partitions("worlds"))
         report.expect(set(new) <= known, "the sensor daemon did not add the new worlds")
 
@@ -1271,6 +1368,12 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--keep", action="store_true", help="keep the database and files")
     parser.add_argument("--profile", type=Path, help="write cProfile stats here")
+    parser.add_argument(
+        "--submit-workers",
+        type=int,
+        default=0,
+        help="run the daemons with threads and this many submit workers (default: serial)",
+    )
     parser.add_argument("--skip-ui", action="store_true", help="no webserver")
     parser.add_argument("--skip-sensor", action="store_true")
     opts = parser.parse_args()
@@ -1279,7 +1382,10 @@ def main() -> int:
     if opts.worlds < 1 or opts.days < 2 or opts.reps < 1:
         parser.error("--worlds ≥ 1, --days ≥ 2 and --reps ≥ 1")
 
+    # A plain SIGTERM would skip the finally blocks: the database and the webserver.
+    signal.signal(signal.SIGTERM, _terminate)
     report = Report()
+    started = datetime.now(UTC).isoformat(timespec="seconds")
     began = time.perf_counter()
     tmp = Path(tempfile.mkdtemp(prefix="generia-bench-scale-"))
     try:
@@ -1312,6 +1418,8 @@ def main() -> int:
                     "days": opts.days,
                     "reps": opts.reps,
                     "smoke": opts.smoke,
+                    "submit_workers": opts.submit_workers,
+                    "started": started,
                     "total_seconds": round(total, 3),
                     "figures": [asdict(figure) for figure in report.figures],
                     "problems": report.problems,
@@ -1327,23 +1435,31 @@ def run(opts: argparse.Namespace, report: Report, layout: Layout) -> None:
 
     worlds = world_ids("bench-world", opts.worlds)
     write_worlds(layout.worlds_file, worlds)
+    settings = Settings(opts.reps, opts.profile, opts.submit_workers)
+    import generia_pipelines
+
+    source = Path(generia_pipelines.__file__).resolve()
+    if not source.is_relative_to(layout.root.resolve()):
+        raise RuntimeError(f"generia_pipelines imported from {source}, not the snapshot")
     with DagsterInstance.get() as instance:
         print("setup", flush=True)
         bench_setup(instance, report, layout, worlds)
         with daemon_workspace(instance, layout, 0) as context:
             print("schedule", flush=True)
-            bench_schedule(instance, report, layout, worlds, context, opts.reps, opts.profile)
+            bench_schedule(instance, report, layout, worlds, context, settings)
             if not opts.skip_ui:
                 print("ui", flush=True)
                 bench_ui(report, layout, len(worlds), opts.reps)
             if not opts.skip_sensor:
                 print("sensor", flush=True)
-                bench_sensor(instance, report, layout, worlds, context, opts.reps, opts.profile)
+                bench_sensor(instance, report, layout, worlds, context, settings)
+
+
+def _terminate(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _remove_tree(path: Path) -> None:
-    import shutil
-
     shutil.rmtree(path, ignore_errors=True)
 
 

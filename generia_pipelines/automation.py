@@ -159,6 +159,7 @@ def backfilled_worlds(cursor: str | None) -> set[str]:
 
 
 def backfill_cursor(worlds: set[str]) -> str:
+    """The sensor's cursor: sorted, so an unchanged set stores an unchanged cursor."""
     return json.dumps({"backfilled": sorted(worlds)}, separators=(",", ":"))
 
 
