@@ -41,3 +41,24 @@ def test_harness_smoke_runs_every_scenario(tmp_path: Path) -> None:
     assert overhead["run_wall_ms"] > 0 and overhead["first_step_cold_ms"] > 0
     assert set(report["naive_per_item_s"]) == {"world_setup", "character_with_avatar", "post"}
     assert "one world" in done.stdout and "bound set by" in done.stdout
+
+
+@pytest.mark.timeout(600)
+def test_scale_smoke_ticks_and_ui_queries_answer(tmp_path: Path) -> None:
+    """bench/scale.py at 20 worlds × 5 days: the schedule, the sensor and the UI queries run
+    against PostgreSQL and the real webserver, and report no problem."""
+    out = tmp_path / "scale.json"
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "scale.py"), "--smoke", "--json", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=540,
+    )
+    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+    report = json.loads(out.read_text())
+    assert report["problems"] == []
+    sections = {figure["section"] for figure in report["figures"]}
+    assert {"setup", "schedule", "sensor", "ui"} <= sections
+    ticks = [f for f in report["figures"] if f["section"] == "schedule"]
+    assert all(f["seconds"] > 0 for f in ticks)
