@@ -1,7 +1,7 @@
 """Dagster automation and the UI's partition queries at 1,000 worlds × 90 days on PostgreSQL.
 
 Run: .venv/bin/python bench/scale.py [--worlds 1000] [--days 90] [--json PATH] [--keep]
-     .venv/bin/python bench/scale.py --smoke   # 20 worlds × 5 days: a correctness check for CI
+     .venv/bin/python bench/scale.py --smoke   # 10 worlds × 5 days: a correctness check for CI
 
 A fresh PostgreSQL database per run (dropped at the end unless ``--keep``) behind a
 DAGSTER_HOME whose dagster.yaml is deploy/dagster.yaml with literal connection values; the
@@ -1204,9 +1204,11 @@ def bench_sensor_case(
     slug = case.label.split(":")[0].strip().replace(" ", "_")
 
     def in_process() -> SensorExecutionData:
-        # As the code server evaluates a tick: the requests resolved against the job.
+        # As the code server evaluates a tick: with an instance ref, so the requests are
+        # resolved against their job and the instance's partitions, plus the ones it adds.
         sensor_context = build_sensor_context(
             instance=instance,
+            instance_ref=instance.get_ref(),
             resources={"catalog": CatalogResource(worlds_file=str(layout.worlds_file))},
             cursor=cursor,
             definitions=defs,
@@ -1364,7 +1366,11 @@ def main() -> int:
     parser.add_argument("--worlds", type=int, default=1000)
     parser.add_argument("--days", type=int, default=90)
     parser.add_argument("--reps", type=int, default=5, help="warm repetitions per figure")
-    parser.add_argument("--smoke", action="store_true", help="20 worlds × 5 days, 1 rep")
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="10 worlds × 5 days (fewer than the 7 backfill days), 1 rep",
+    )
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--keep", action="store_true", help="keep the database and files")
     parser.add_argument("--profile", type=Path, help="write cProfile stats here")
@@ -1378,7 +1384,7 @@ def main() -> int:
     parser.add_argument("--skip-sensor", action="store_true")
     opts = parser.parse_args()
     if opts.smoke:
-        opts.worlds, opts.days, opts.reps = 20, 5, 1
+        opts.worlds, opts.days, opts.reps = 10, 5, 1
     if opts.worlds < 1 or opts.days < 2 or opts.reps < 1:
         parser.error("--worlds ≥ 1, --days ≥ 2 and --reps ≥ 1")
 

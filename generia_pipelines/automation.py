@@ -71,7 +71,7 @@ def partition_request(
     """A run request for a key known to exist, tagged here as Dagster would tag it.
 
     A request whose tags already name its partition is not resolved again: Dagster would
-    look each key up in the instance, one query per world (~12 s for 1,000 worlds on
+    look each key up in the instance, one query per world (7-14 s for 1,000 worlds on
     PostgreSQL, measured by bench/scale.py), for keys the caller just read from it or adds
     in the same tick.
     """
