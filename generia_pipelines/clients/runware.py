@@ -14,6 +14,12 @@ The SDK has traps (DESIGN.md section 6) that this module absorbs in one place:
 - errors arrive as ``RunwareAPIError`` (with ``.code``) or ``ConnectionError``: transient
   ones are retried with backoff (tenacity), request errors are not.
 
+Never paying twice (DESIGN.md section 4): :meth:`RunwareImages.run_task` runs exactly one
+image task under a taskUUID the caller wrote down first. Retries resubmit that taskUUID;
+Runware answers a used one with ``conflictTaskUUID`` (nothing billed) and the result already
+billed is fetched with ``getResponse``. Every :class:`RunwareError` says in ``billed``
+whether Runware charged for it (False / True / None = unknown).
+
 The API key never appears in our messages, reprs or logs: a logging filter scrubs it from
 the SDK's and websockets' loggers, whose debug output would otherwise carry it.
 """
@@ -24,15 +30,21 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import dataclasses
 import functools
 import hashlib
 import io
 import logging
+import math
 import os
 import re
 import secrets
+import socket
+import ssl
 import sys
 import threading
+import urllib.parse
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import ModuleType, TracebackType
@@ -45,9 +57,11 @@ from tenacity import (
     RetryCallState,
     retry_if_exception,
     stop_after_attempt,
+    stop_any,
     wait_exponential,
     wait_random,
 )
+from tenacity.stop import stop_base
 
 from generia_pipelines.clients.errors import ConfigError, GeneriaError
 
@@ -61,6 +75,9 @@ DEFAULT_NEGATIVE_PROMPT: Final = (
     "blurry, out of focus, low quality, deformed, disfigured, bad anatomy, extra limbs, "
     "mutated hands, text, letters, caption, watermark, signature, logo"
 )
+#: Runware's list price of one image with the default model (USD), charged when no cost is
+#: reported.
+DEFAULT_IMAGE_USD: Final = 0.0006
 MIN_SIDE: Final = 128
 MAX_SIDE: Final = 2048
 SIDE_STEP: Final = 64
@@ -112,21 +129,42 @@ _AIR_ID = re.compile(r"^[A-Za-z0-9_.-]+:[A-Za-z0-9_.-]+@[A-Za-z0-9_.-]+$")
 
 
 class RunwareError(GeneriaError):
-    """A Runware call failed; says what, with the API's code and the taskUUID when known."""
+    """A Runware call failed; says what, with the API's code and the taskUUID when known.
+
+    ``billed`` says whether Runware charged for the failed call: ``False`` provably not (the
+    connection could not be opened, the key was refused, the API rejected the request),
+    ``True`` billed (an image came back unusable: invalid bytes, NSFW), ``None`` unknown (the
+    request was sent, then the connection dropped or the answer timed out: resubmitting the
+    same taskUUID settles it). ``paid_usd`` is the cost Runware reported for what was billed,
+    or None when it reported none.
+    """
 
     retryable = False
+    #: What a failure of this class says about billing unless the raiser knows better.
+    default_billed: bool | None = None
 
     def __init__(
-        self, detail: str, *, code: str | None = None, task_uuid: str | None = None
+        self,
+        detail: str,
+        *,
+        code: str | None = None,
+        task_uuid: str | None = None,
+        billed: bool | Literal["default"] | None = "default",
+        paid_usd: float | None = None,
     ) -> None:
         super().__init__(detail)
         self.detail = detail
         self.code = code
         self.task_uuid = task_uuid
         self.attempts = 1
-        #: What a failed ``generate`` was billed for anyway (images discarded as undecodable
-        #: or NSFW, the prompt enhancement), so the ledger's costs match the bill.
-        self.paid_usd = 0.0
+        self.billed: bool | None = self.default_billed if billed == "default" else billed
+        #: The cost Runware reported for what this failed call was billed for (None: none
+        #: reported). For ``generate`` the sum over its discarded images and enhancement.
+        self.paid_usd: float | None = paid_usd
+        #: The cost of the prompt enhancement that preceded the failed image task, if any.
+        self.enhance_cost_usd: float | None = None
+        #: The ``taskType`` of Runware's error answer, when it named one.
+        self.api_task_type: str | None = None
 
     def __str__(self) -> str:
         extra = [f"code={self.code}"] if self.code else []
@@ -138,23 +176,45 @@ class RunwareError(GeneriaError):
 
 
 class RunwareRequestError(RunwareError, ValueError):
-    """The request itself is invalid (bad size, unknown model...); retrying cannot help."""
+    """The request itself is invalid (bad size, unknown model...); retrying cannot help.
+
+    Raised before any call, or as Runware's answer: never billed."""
+
+    default_billed = False
 
 
 class RunwareUnavailable(RunwareError):
-    """A transient failure: server error, lost connection, timeout. Retried with backoff."""
+    """A transient failure: server error, lost connection, timeout. Retried with backoff.
+
+    ``billed`` is False when Runware answered with an error, None when the answer was lost."""
 
     retryable = True
+
+
+class RunwareUnreachable(RunwareUnavailable):
+    """The connection could not be opened or authenticated in time: nothing was sent."""
+
+    default_billed = False
+
+
+class RunwareAuthError(RunwareError, ConfigError):
+    """Runware refused the API key: a setup error, and nothing was billed."""
+
+    default_billed = False
 
 
 class RunwareInvalidImage(RunwareError):
-    """The returned bytes are not the image asked for; regenerated rather than uploaded."""
+    """The returned result is not the image asked for (bytes, size, format, no data).
 
-    retryable = True
+    Billed: Runware generated it. ``run_task`` never regenerates; ``generate`` does."""
+
+    default_billed = True
 
 
 class RunwareNSFWError(RunwareError):
-    """The image was flagged NSFW, and so was its one regeneration with a new seed."""
+    """Runware flagged the image NSFW (billed). ``generate`` regenerates once first."""
+
+    default_billed = True
 
 
 # --------------------------------------------------------------------------- settings
@@ -168,6 +228,49 @@ def parse_bool(value: str, variable: str) -> bool:
     if text in _BOOL_FALSE:
         return False
     raise ConfigError(f"{variable}={value!r} is not a boolean (use true/false, 1/0, yes/no)")
+
+
+def url_problem(url: object) -> str | None:
+    """Why ``url`` is no usable Runware WebSocket URL, or None when it is fine."""
+    if not isinstance(url, str) or not url.strip():
+        return "is empty: give a ws:// or wss:// URL"
+    if url != url.strip() or any(c.isspace() for c in url):
+        return "contains whitespace"
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return "has an invalid port: it must be a number within 1..65535"
+    if parts.scheme not in ("ws", "wss"):
+        return "is not a ws:// or wss:// URL"
+    if not parts.hostname:
+        return "has no host"
+    if port is not None and not 1 <= port <= 65535:
+        return "has an invalid port: it must be a number within 1..65535"
+    return None
+
+
+def usd_problem(value: object) -> str | None:
+    """Why ``value`` is no valid price in USD, or None when it is fine."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return "must be a number of USD >= 0"
+    if not math.isfinite(value) or value < 0:
+        return "must be a number of USD >= 0"
+    return None
+
+
+def parse_usd(value: str | None, variable: str, default: float = DEFAULT_IMAGE_USD) -> float:
+    """A price from the environment (unset or empty: ``default``); a typo fails setup."""
+    if value is None or not value.strip():
+        return default
+    try:
+        price = float(value.strip())
+    except ValueError:
+        raise ConfigError(f"{variable}={value!r} is not a number of USD") from None
+    problem = usd_problem(price)
+    if problem:
+        raise ConfigError(f"{variable}={value!r} {problem}")
+    return price
 
 
 def size_problem(name: str, value: int) -> str | None:
@@ -206,6 +309,11 @@ class RunwareSettings:
     # One version by default: the SDK returns a set, so with several versions identical
     # texts collapse and the cost they reported is lost from the total.
     enhance_versions: int = 1
+    #: List price of one image (USD), charged when Runware reports no cost (RUNWARE_IMAGE_USD).
+    image_usd: float = DEFAULT_IMAGE_USD
+    #: Total time a call may spend failing to open a connection before it gives up (a full
+    #: outage): connect retries stop when another attempt could end past this budget.
+    connect_budget_s: float = 50.0
 
     @classmethod
     def from_env(
@@ -220,6 +328,7 @@ class RunwareSettings:
             "enhance_prompt": parse_bool(
                 env.get("RUNWARE_ENHANCE_PROMPT", "false"), "RUNWARE_ENHANCE_PROMPT"
             ),
+            "image_usd": parse_usd(env.get("RUNWARE_IMAGE_USD"), "RUNWARE_IMAGE_USD"),
         }
         values.update(overrides)
         settings = cls(**values)
@@ -238,8 +347,9 @@ class RunwareSettings:
         """Fail at setup, naming the setting, rather than deep inside a run (key never shown)."""
         if not self.api_key or not self.api_key.strip():
             raise ConfigError("RUNWARE_API_KEY is not set: give the Runware API key")
-        if not re.match(r"^wss?://[^/\s]+", self.url or ""):
-            raise ConfigError(f"RUNWARE_URL={self.url!r} is not a ws:// or wss:// URL")
+        problem = url_problem(self.url)
+        if problem:
+            raise ConfigError(f"RUNWARE_URL={self.url!r} {problem}")
         if not _AIR_ID.match(self.model or ""):
             raise ConfigError(
                 f"RUNWARE_IMAGE_MODEL={self.model!r} is not a model AIR id "
@@ -276,6 +386,12 @@ class RunwareSettings:
             raise ConfigError("Runware enhance_max_length must be within 12..400")
         if not 1 <= self.enhance_versions <= 5:
             raise ConfigError("Runware enhance_versions must be within 1..5")
+        if usd_problem(self.image_usd):
+            raise ConfigError(f"RUNWARE_IMAGE_USD={self.image_usd!r} {usd_problem(self.image_usd)}")
+        if not self.connect_budget_s > 0:
+            raise ConfigError(
+                f"Runware connect_budget_s must be positive, got {self.connect_budget_s}"
+            )
 
 
 # --------------------------------------------------------------------------- results
@@ -301,6 +417,10 @@ class GeneratedImage:
     # Paid for but not used: images flagged NSFW or whose bytes failed validation.
     discarded_cost_usd: float = 0.0
     regenerated_for_nsfw: bool = False
+    #: True when the image was not generated by this call but fetched with ``getResponse``:
+    #: its taskUUID had been submitted before (a re-run after a crash, a lost answer), so
+    #: Runware answered ``conflictTaskUUID`` and this is the result already billed.
+    resumed: bool = False
 
     @property
     def size_bytes(self) -> int:
@@ -323,11 +443,7 @@ class _Inference:
     nsfw: bool
     task_uuid: str
     image_uuid: str
-
-
-@dataclass
-class _Spend:
-    discarded: float = 0.0
+    resumed: bool = False
 
 
 @dataclass(eq=False)
@@ -445,6 +561,13 @@ def _client_class() -> type:
             def __init__(self, *args: Any, **kwargs: Any) -> None:
                 super().__init__(*args, **kwargs)
                 self.opened_sockets: list[Any] = []
+                #: taskUUIDs whose results the SDK fetched with getResponse (itself, after
+                #: a conflictTaskUUID on its own resend, or for our getResponse call).
+                self.polled_task_uuids: set[str] = set()
+
+            async def _pollResults(self, task_uuid: str, *args: Any, **kwargs: Any) -> Any:
+                self.polled_task_uuids.add(task_uuid)
+                return await super()._pollResults(task_uuid, *args, **kwargs)
 
             async def connect(self) -> None:
                 try:
@@ -495,6 +618,27 @@ def _next_seed(seed: int) -> int:
     return int.from_bytes(digest[:8], "big") % MAX_SEED + 1
 
 
+def _connect_cause(exc: BaseException, url: str) -> str:
+    """The plain reason a connection could not be opened (never the key)."""
+    host = urllib.parse.urlsplit(url).hostname or url
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, socket.gaierror):
+        return f"DNS lookup of {host} failed ({exc.strerror or exc})"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS handshake failed ({exc.reason or exc})"
+    response = getattr(exc, "response", None)
+    status = getattr(response, "status_code", None)
+    if status is not None:
+        return f"the WebSocket upgrade was refused with HTTP {status}"
+    if isinstance(exc, ConnectionResetError):
+        return "connection reset by the server"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror[:1].lower() + exc.strerror[1:]
+    text = redact(str(exc)) or type(exc).__name__
+    return f"{type(exc).__name__}: {text}" if text != type(exc).__name__ else text
+
+
 def _api_error(exc: Exception, task_uuid: str | None) -> RunwareError:
     data = getattr(exc, "error_data", None)
     info: Mapping[str, Any] = data if isinstance(data, Mapping) else {}
@@ -504,14 +648,37 @@ def _api_error(exc: Exception, task_uuid: str | None) -> RunwareError:
     detail = f"Runware rejected the task: {message}"
     if parameter:
         detail += f" (parameter {parameter})"
-    uuid = cast(str | None, info.get("taskUUID")) or task_uuid
+    answered_uuid = cast(str | None, info.get("taskUUID")) or task_uuid
     transient = code is not None and (
         code in TRANSIENT_ERROR_CODES
         or code in SESSION_LOST_CODES
         or code.lower().startswith("timeout")
     )
     cls: type[RunwareError] = RunwareUnavailable if transient else RunwareRequestError
-    return cls(detail, code=code, task_uuid=uuid)
+    # Runware answered with an error: the task produced nothing and was not billed.
+    error = cls(detail, code=code, task_uuid=answered_uuid, billed=False)
+    task_type = info.get("taskType")
+    error.api_task_type = task_type if isinstance(task_type, str) else None
+    return error
+
+
+def _canonical_uuid(value: object) -> str:
+    """The taskUUID as Runware expects it (canonical lowercase), or RunwareRequestError."""
+    if not isinstance(value, str):
+        raise RunwareRequestError(f"taskUUID={value!r} is not a UUID string")
+    try:
+        parsed = uuid.UUID(value.strip())
+    except ValueError:
+        raise RunwareRequestError(f"taskUUID={value!r} is not a UUID string") from None
+    if len(value.strip()) != 36:  # braces, urn: prefix or no dashes: not what the API takes
+        raise RunwareRequestError(f"taskUUID={value!r} is not a canonical UUID string")
+    return str(parsed)
+
+
+def _lookup_failed(exc: RunwareError) -> bool:
+    """True when a getResponse error is about the lookup, not the task's own failure."""
+    code = (exc.code or "").lower()
+    return exc.api_task_type in (None, "getResponse") or "notfound" in code
 
 
 def _check_image(data: bytes, output_format: str, width: int, height: int) -> None:
@@ -528,13 +695,37 @@ def _check_image(data: bytes, output_format: str, width: int, height: int) -> No
         ValueError,
         Image.DecompressionBombError,
     ) as exc:
-        raise RunwareInvalidImage(f"returned bytes are not a decodable image ({exc})") from None
-    if actual != expected:
-        raise RunwareInvalidImage(f"returned image is {actual}, asked for {expected}")
-    if size != (width, height):
+        # Pillow's message names a BytesIO object by its address: keep only the reason.
+        reason = re.sub(r"\s*<[^>]*object at 0x[0-9a-f]+>", "", str(exc)).strip()
         raise RunwareInvalidImage(
-            f"returned image is {size[0]}x{size[1]}, asked for {width}x{height}"
+            f"returned bytes are not a decodable image ({reason or type(exc).__name__})"
+        ) from None
+    if actual != expected or size != (width, height):
+        raise RunwareInvalidImage(
+            f"returned image is not the one asked for: got a {size[0]}x{size[1]} {actual}, "
+            f"asked for {width}x{height} {expected}"
         )
+
+
+class _OutageBudget(stop_base):
+    """Stop retrying a failed connect when another attempt could end past the budget.
+
+    A full outage (refused, or authentication never answered) must give up within
+    ``connect_budget_s`` in total, whatever ``max_attempts`` allows.
+    """
+
+    def __init__(self, settings: RunwareSettings) -> None:
+        self.settings = settings
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        outcome = retry_state.outcome
+        exc = outcome.exception() if outcome is not None else None
+        if not isinstance(exc, RunwareUnreachable):
+            return False
+        s = self.settings
+        worst_next = s.backoff_max_s + s.backoff_initial_s + s.connect_timeout_s
+        elapsed = retry_state.seconds_since_start or 0.0
+        return elapsed + worst_next > s.connect_budget_s
 
 
 # --------------------------------------------------------------------------- the client
@@ -543,7 +734,8 @@ def _check_image(data: bytes, output_format: str, width: int, height: int) -> No
 class RunwareImages:
     """Generates validated images on one event loop with one SDK client.
 
-    Use ``async with RunwareImages(settings) as images: await images.generate(...)``.
+    Use ``async with RunwareImages(settings) as images: await images.run_task(uuid, ...)``
+    (resumable, one task per taskUUID) or ``generate(...)`` (fresh taskUUIDs, regenerates).
     Calls are capped at ``settings.concurrency``; each is bounded by a timeout and
     retried with backoff when the failure is transient.
     """
@@ -643,15 +835,14 @@ class RunwareImages:
             await asyncio.wait_for(client.connect(), settings.connect_timeout_s)
         except TimeoutError:
             await self._dispose(client)
-            raise RunwareUnavailable(
-                f"Runware at {settings.url} did not complete authentication within "
-                f"{settings.connect_timeout_s:g}s (connect_timeout_s)"
+            raise RunwareUnreachable(
+                f"Runware unreachable at {settings.url}: it did not complete authentication "
+                f"within {settings.connect_timeout_s:g}s (connect_timeout_s)"
             ) from None
         except Exception as exc:
             await self._dispose(client)
-            raise RunwareUnavailable(
-                f"could not connect to Runware at {settings.url}: "
-                f"{type(exc).__name__}: {redact(str(exc))}"
+            raise RunwareUnreachable(
+                f"Runware unreachable at {settings.url}: {_connect_cause(exc, settings.url)}"
             ) from None
         except BaseException:
             await self._dispose(client)
@@ -659,7 +850,7 @@ class RunwareImages:
         if not client.isAuthenticated():
             reason = redact(str(getattr(client, "_invalidAPIkey", None) or "no session"))
             await self._dispose(client)
-            raise ConfigError(
+            raise RunwareAuthError(
                 f"Runware at {settings.url} rejected the API key from RUNWARE_API_KEY: {reason}"
             )
         log.debug("connected to Runware at %s", settings.url)
@@ -684,7 +875,7 @@ class RunwareImages:
         await self.connect()
         connection = self._connection
         if connection is None:  # closed or retired meanwhile by a concurrent failure
-            raise RunwareUnavailable("the Runware connection was reset; retrying")
+            raise RunwareUnavailable("the Runware connection was reset; retrying", billed=False)
         connection.in_flight += 1
         try:
             yield connection
@@ -719,7 +910,7 @@ class RunwareImages:
         attempt_number = 0
         try:
             async for attempt in AsyncRetrying(
-                stop=stop_after_attempt(settings.max_attempts),
+                stop=stop_any(stop_after_attempt(settings.max_attempts), _OutageBudget(settings)),
                 wait=wait_exponential(
                     multiplier=settings.backoff_initial_s, max=settings.backoff_max_s
                 )
@@ -743,7 +934,12 @@ class RunwareImages:
         timeout_s: float,
         uuid: Callable[[], str | None],
     ) -> T:
-        """One bounded SDK call, its failures mapped onto our error classes."""
+        """One bounded SDK call, its failures mapped onto our error classes.
+
+        Failing to open the connection raises :class:`RunwareUnreachable` (nothing sent,
+        ``billed=False``); an API error ``billed=False``; a timeout or a lost connection
+        after the request went out ``billed=None``.
+        """
         sdk = runware_sdk()
         async with self._using_client() as connection:
             try:
@@ -762,7 +958,8 @@ class RunwareImages:
                 # The SDK already reconnected and resent up to its own limit: start afresh.
                 self._retire(connection)
                 raise RunwareUnavailable(
-                    f"lost the connection to Runware during {what}: {redact(str(exc))}",
+                    f"lost the connection to Runware at {self.settings.url} during {what}: "
+                    f"{redact(str(exc))}",
                     task_uuid=uuid(),
                 ) from None
             except Exception as exc:
@@ -811,20 +1008,15 @@ class RunwareImages:
 
     # -- image inference ----------------------------------------------------------------
 
-    async def generate(
+    def _checked_request(
         self,
         prompt: str,
-        *,
-        seed: int | None = None,
-        width: int | None = None,
-        height: int | None = None,
-        negative_prompt: str | None = None,
-    ) -> GeneratedImage:
-        """One image for ``prompt``: enhanced first when configured, validated before return.
-
-        A result flagged NSFW is regenerated once with a seed derived from the first;
-        a second flag raises :class:`RunwareNSFWError`.
-        """
+        seed: int | None,
+        width: int | None,
+        height: int | None,
+        negative_prompt: str | None,
+    ) -> tuple[str, int | None, int, int, str]:
+        """The call's arguments, validated before anything is sent (RunwareRequestError)."""
         settings = self.settings
         width = settings.width if width is None else width
         height = settings.height if height is None else height
@@ -837,72 +1029,175 @@ class RunwareImages:
             raise RunwareRequestError(
                 f"the prompt must have 2..{MAX_PROMPT_CHARS} characters, got {len(text)}"
             )
-        if seed is None:
-            seed = secrets.randbelow(MAX_SEED) + 1
-        elif isinstance(seed, bool) or not 1 <= seed <= MAX_SEED:
+        if seed is not None and (
+            isinstance(seed, bool) or not isinstance(seed, int) or not 1 <= seed <= MAX_SEED
+        ):
             raise RunwareRequestError(f"seed={seed!r} must be within 1..{MAX_SEED}")
         negative = settings.negative_prompt if negative_prompt is None else negative_prompt
+        return text, seed, width, height, negative
+
+    async def run_task(
+        self,
+        task_uuid: str,
+        prompt: str,
+        *,
+        seed: int,
+        width: int | None = None,
+        height: int | None = None,
+        negative_prompt: str | None = None,
+    ) -> GeneratedImage:
+        """Exactly one Runware image task, under the caller's ``task_uuid``.
+
+        Write ``task_uuid`` down before calling: calling again with it (after a crash, a
+        timeout, a lost answer) never pays twice. Transient failures are retried with the
+        same taskUUID; when Runware answers ``conflictTaskUUID`` (the task was submitted
+        before) the result already billed is fetched with ``getResponse`` and returned with
+        ``resumed=True``. Nothing is regenerated here: an NSFW flag raises
+        :class:`RunwareNSFWError`, an unusable result :class:`RunwareInvalidImage` (both
+        ``billed=True``, with the cost reported). The prompt is enhanced first when
+        ``enhance_prompt`` is on (a separate, fresh task).
+        """
+        canonical = _canonical_uuid(task_uuid)
+        text, checked_seed, width, height, negative = self._checked_request(
+            prompt, seed, width, height, negative_prompt
+        )
+        if checked_seed is None:
+            raise RunwareRequestError(f"seed={seed!r} must be within 1..{MAX_SEED}")
+        semaphore, _ = self._bind()
+        async with semaphore:
+            enhanced, enhance_cost = await self._enhanced(text)
+            try:
+                image = await self._run_task_unlocked(
+                    canonical, text, enhanced, checked_seed, width, height, negative
+                )
+            except RunwareError as exc:
+                exc.enhance_cost_usd = enhance_cost
+                raise
+            self.images_generated += 0 if image.resumed else 1
+            return dataclasses.replace(image, enhance_cost_usd=enhance_cost)
+
+    async def _enhanced(self, text: str) -> tuple[str | None, float | None]:
+        if not self.settings.enhance_prompt:
+            return None, None
+        return await self.enhance(text)
+
+    async def _run_task_unlocked(
+        self,
+        task_uuid: str,
+        text: str,
+        enhanced: str | None,
+        seed: int,
+        width: int,
+        height: int,
+        negative: str,
+    ) -> GeneratedImage:
+        settings = self.settings
+        result = await self._with_retries(
+            "imageInference",
+            functools.partial(
+                self._task_once, task_uuid, enhanced or text, negative, seed, width, height
+            ),
+        )
+        return GeneratedImage(
+            data=result.data,
+            content_type=settings.content_type,
+            extension=settings.extension,
+            width=width,
+            height=height,
+            seed=result.seed,
+            cost_usd=result.cost,
+            prompt=text,
+            enhanced_prompt=enhanced,
+            task_uuid=result.task_uuid,
+            model=settings.model,
+            image_uuid=result.image_uuid,
+            resumed=result.resumed,
+        )
+
+    async def generate(
+        self,
+        prompt: str,
+        *,
+        seed: int | None = None,
+        width: int | None = None,
+        height: int | None = None,
+        negative_prompt: str | None = None,
+    ) -> GeneratedImage:
+        """One image for ``prompt`` under fresh taskUUIDs (not resumable: use ``run_task``).
+
+        Enhanced first when configured, validated before return. A result flagged NSFW is
+        regenerated once with a seed derived from the first (a second flag raises
+        :class:`RunwareNSFWError`); an unusable result is regenerated up to ``max_attempts``
+        times. ``paid_usd`` of an error is everything billed anyway (discarded images and
+        the enhancement).
+        """
+        text, checked_seed, width, height, negative = self._checked_request(
+            prompt, seed, width, height, negative_prompt
+        )
+        seed = secrets.randbelow(MAX_SEED) + 1 if checked_seed is None else checked_seed
         semaphore, _ = self._bind()
 
         async with semaphore:
-            enhanced: str | None = None
-            enhance_cost: float | None = None
-            if settings.enhance_prompt:
-                enhanced, enhance_cost = await self.enhance(text)
-            spend = _Spend()
+            enhanced, enhance_cost = await self._enhanced(text)
+            discarded = 0.0
             first_seed = seed
-            try:
-                for round_number in range(2):
-                    result = await self._with_retries(
-                        "imageInference",
-                        functools.partial(
-                            self._infer_once, enhanced or text, negative, seed, width, height, spend
-                        ),
+            nsfw_rounds = invalid_rounds = 0
+            while True:
+                try:
+                    image = await self._run_task_unlocked(
+                        str(uuid.uuid4()), text, enhanced, seed, width, height, negative
                     )
-                    if not result.nsfw:
-                        self.images_generated += 1
-                        return GeneratedImage(
-                            data=result.data,
-                            content_type=settings.content_type,
-                            extension=settings.extension,
-                            width=width,
-                            height=height,
-                            seed=result.seed,
-                            cost_usd=result.cost,
-                            prompt=text,
-                            enhanced_prompt=enhanced,
-                            task_uuid=result.task_uuid,
-                            model=settings.model,
-                            image_uuid=result.image_uuid,
-                            enhance_cost_usd=enhance_cost,
-                            discarded_cost_usd=spend.discarded,
-                            regenerated_for_nsfw=round_number > 0,
-                        )
-                    spend.discarded += result.cost or 0.0
-                    if round_number == 0:
+                except RunwareNSFWError as exc:
+                    discarded += exc.paid_usd or 0.0
+                    nsfw_rounds += 1
+                    if nsfw_rounds == 1:
                         log.warning(
                             "Runware flagged image %s (seed %d) as NSFW; regenerating once",
-                            result.task_uuid,
+                            exc.task_uuid,
                             seed,
                         )
                         seed = _next_seed(seed)
-                raise RunwareNSFWError(
-                    f"Runware flagged the image as NSFW twice (seeds {first_seed} and {seed}); "
-                    "not using it",
-                    task_uuid=result.task_uuid,
+                        continue
+                    error: RunwareError = RunwareNSFWError(
+                        f"Runware flagged the image as NSFW twice (seeds {first_seed} and "
+                        f"{seed}); not using it",
+                        task_uuid=exc.task_uuid,
+                    )
+                    error.paid_usd = discarded + (enhance_cost or 0.0)
+                    error.enhance_cost_usd = enhance_cost
+                    raise error from None
+                except RunwareInvalidImage as exc:
+                    discarded += exc.paid_usd or 0.0
+                    invalid_rounds += 1
+                    if invalid_rounds < self.settings.max_attempts:
+                        log.warning("Runware image unusable, regenerating: %s", exc)
+                        continue
+                    exc.attempts = invalid_rounds
+                    exc.paid_usd = discarded + (enhance_cost or 0.0)
+                    exc.enhance_cost_usd = enhance_cost
+                    raise
+                except RunwareError as exc:
+                    # Billed although nothing usable came of it: the caller records it.
+                    exc.paid_usd = discarded + (enhance_cost or 0.0)
+                    exc.enhance_cost_usd = enhance_cost
+                    raise
+                self.images_generated += 1
+                return dataclasses.replace(
+                    image,
+                    enhance_cost_usd=enhance_cost,
+                    discarded_cost_usd=discarded,
+                    regenerated_for_nsfw=nsfw_rounds > 0,
                 )
-            except RunwareError as exc:
-                # Billed although nothing usable came of it: the caller records what it paid.
-                exc.paid_usd = spend.discarded + (enhance_cost or 0.0)
-                raise
 
-    async def _infer_once(
-        self, prompt: str, negative: str, seed: int, width: int, height: int, spend: _Spend
+    async def _task_once(
+        self, task_uuid: str, prompt: str, negative: str, seed: int, width: int, height: int
     ) -> _Inference:
+        """One attempt of the task: submit it, or fetch its result when it was submitted."""
         sdk = runware_sdk()
         settings = self.settings
         # Fresh per call: the SDK writes its taskUUID into the request object.
         request = sdk.IImageInference(
+            taskUUID=task_uuid,
             model=settings.model,
             positivePrompt=prompt,
             negativePrompt=negative or None,
@@ -915,37 +1210,87 @@ class RunwareImages:
             includeCost=True,
             safety=sdk.ISafety(checkContent=True) if settings.check_content else None,
         )
-        images = await self._sdk_call(
-            "imageInference",
-            lambda client: client.imageInference(request),
-            settings.request_timeout_s,
-            lambda: request.taskUUID,
-        )
+
+        async def submit(client: Any) -> tuple[Any, bool]:
+            images = await client.imageInference(request)
+            # The SDK resolves a conflict on its own resend by polling getResponse itself.
+            polled: set[str] = getattr(client, "polled_task_uuids", set())
+            resumed = task_uuid in polled
+            polled.discard(task_uuid)
+            return images, resumed
+
+        try:
+            images, resumed = await self._sdk_call(
+                "imageInference", submit, settings.request_timeout_s, lambda: task_uuid
+            )
+        except RunwareError as exc:
+            if exc.code != "conflictTaskUUID":
+                raise
+            # Submitted before (a crash, a timeout, a lost answer): fetch what was billed.
+            log.info("Runware task %s was submitted before; fetching its result", task_uuid)
+            images, resumed = await self._fetch_response(task_uuid), True
         if not isinstance(images, list) or not images:
-            raise RunwareUnavailable("Runware returned no image", task_uuid=request.taskUUID)
-        image = images[0]
-        task_uuid = str(getattr(image, "taskUUID", None) or request.taskUUID)
+            raise RunwareUnavailable("Runware returned no image", task_uuid=task_uuid)
+        return await self._inference(images[0], task_uuid, seed, width, height, resumed)
+
+    async def _fetch_response(self, task_uuid: str) -> list[Any]:
+        """``getResponse(taskUUID)``: the task's result, polled while it is processing."""
+
+        async def fetch(client: Any) -> Any:
+            try:
+                return await client.getResponse(taskUUID=task_uuid, numberResults=1)
+            finally:
+                getattr(client, "polled_task_uuids", set()).discard(task_uuid)
+
+        try:
+            results = await self._sdk_call(
+                "getResponse", fetch, self.settings.request_timeout_s, lambda: task_uuid
+            )
+        except RunwareRequestError as exc:
+            # The lookup failed (taskType getResponse) or the task itself had failed: the
+            # same taskUUID would conflict again, so no retry under it.
+            exc.detail = f"fetching the result of a resubmitted task failed: {exc.detail}"
+            exc.billed = None if _lookup_failed(exc) else False
+            raise
+        except RunwareUnavailable as exc:
+            if exc.billed is False and exc.code:  # the task's own failure, reported again
+                exc.retryable = False
+            exc.detail = f"fetching the result of a resubmitted task failed: {exc.detail}"
+            raise
+        return list(results or [])
+
+    async def _inference(
+        self, image: Any, task_uuid: str, seed: int, width: int, height: int, resumed: bool
+    ) -> _Inference:
+        settings = self.settings
+        answered_uuid = str(getattr(image, "taskUUID", None) or task_uuid)
         cost = float(image.cost) if getattr(image, "cost", None) is not None else None
-        if cost:
+        if cost and not resumed:
             self.cost_usd += cost
         result = _Inference(
             data=b"",
             seed=int(getattr(image, "seed", None) or seed),
             cost=cost,
             nsfw=bool(getattr(image, "NSFWContent", False)),
-            task_uuid=task_uuid,
+            task_uuid=answered_uuid,
             image_uuid=str(getattr(image, "imageUUID", "") or ""),
+            resumed=resumed,
         )
         if result.nsfw:
-            return result
+            raise RunwareNSFWError(
+                f"Runware flagged the image (seed {result.seed}) as NSFW; not using it",
+                task_uuid=answered_uuid,
+                paid_usd=cost,
+            )
         try:
-            result.data = await self._image_bytes(image, task_uuid)
+            result.data = await self._image_bytes(image, answered_uuid)
             await asyncio.to_thread(
                 _check_image, result.data, settings.output_format, width, height
             )
         except RunwareInvalidImage as exc:
-            spend.discarded += cost or 0.0
-            exc.task_uuid = exc.task_uuid or task_uuid
+            exc.task_uuid = exc.task_uuid or answered_uuid
+            exc.billed = True
+            exc.paid_usd = cost
             raise
         return result
 

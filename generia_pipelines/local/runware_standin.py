@@ -8,9 +8,19 @@ includeCost, NSFW flag) and ``promptEnhance``. Images are drawn with Pillow from
 and the seed: the same pair always gives the same bytes, different prompts look different.
 URL outputs are served over plain HTTP GET on the same port as the WebSocket.
 
+Like Runware it enforces ``taskUUID`` uniqueness: every task it accepted is remembered (per
+server, in memory), a task sent again under a used taskUUID is answered with the error
+``conflictTaskUUID`` (nothing generated, nothing billed), and ``getResponse`` returns the
+results of an accepted task, each item with ``status`` ``processing`` (still generating) or
+``success``; ``getTaskDetails`` returns its request and response. A task answered with an
+error (validation, a transient failure) or whose connection was dropped before it was
+processed is not kept: its taskUUID may be used again.
+
 Faults are settable at run time from any thread (:class:`Faults`): latency, transient errors,
-dropping the connection mid-call, an auth that never answers, garbage bytes (each by rate or
-for the next N), and NSFW flags for the next N images.
+dropping the connection mid-call, losing the answer of a billed image (the "answer lost"
+window), an auth that never answers, garbage bytes, images of the wrong size or format,
+results without image data or without a cost (each by rate or for the next N), and NSFW
+flags for the next N images.
 
 ``await start()`` runs it on the current loop; :class:`ThreadedRunwareStandin` runs it on
 its own thread for synchronous code (Dagster's ``materialize``, benchmarks).
@@ -31,7 +41,7 @@ import re
 import threading
 import uuid
 from collections import Counter, OrderedDict, deque
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from http import HTTPStatus
 from types import TracebackType
 from typing import Any, Final, Self, TypeGuard
@@ -113,6 +123,19 @@ class Faults:
     garbage_rate: float = 0.0
     #: Share of connections whose authentication is never answered.
     silent_auth_rate: float = 0.0
+    #: Image tasks that are generated and billed, then have their connection dropped before
+    #: the answer is sent: the result waits for ``getResponse`` (or a resubmission).
+    lose_answer_next: int = 0
+    lose_answer_rate: float = 0.0
+    #: Images rendered at half the height asked for.
+    wrong_size_next: int = 0
+    #: Images encoded in another format than outputFormat (labelled as the one asked for).
+    wrong_format_next: int = 0
+    #: Results delivered without any image data (no imageURL/imageBase64Data/imageDataURI).
+    no_data_next: int = 0
+    #: Results delivered without a ``cost`` field although includeCost was set.
+    no_cost_next: int = 0
+    omit_cost: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
     _rng: random.Random = field(default_factory=random.Random, repr=False, compare=False)
 
@@ -129,17 +152,11 @@ class Faults:
     def reset(self) -> None:
         """Back to a healthy server."""
         self.set(
-            latency_s=0.0,
-            error_rate=0.0,
-            error_code="timeoutProvider",
-            fail_next=0,
-            drop_next=0,
-            silent_auth=False,
-            nsfw_next=0,
-            garbage_next=0,
-            drop_rate=0.0,
-            garbage_rate=0.0,
-            silent_auth_rate=0.0,
+            **{
+                f.name: f.default
+                for f in fields(self)
+                if not f.name.startswith("_") and f.default is not MISSING
+            }
         )
 
     def draw(self, rate: str) -> bool:
@@ -177,7 +194,11 @@ class Stats:
     delivered, so an audit can name the ones billed but never used. ``resent_tasks`` counts
     tasks sent again under a taskUUID already answered, with images or an error (the SDK
     resends its pending tasks after a reconnect, answered or not), and ``resent_uuids`` names
-    them: Runware bills every answer with images.
+    them. A resent task under a taskUUID Runware accepted is answered ``conflictTaskUUID``
+    and billed nothing (``conflicts``); ``billed_usd`` is the cost of every image generated,
+    delivered or not; ``answers_lost`` counts images billed whose answer was dropped on
+    purpose (the ``lose_answer`` fault); ``get_responses`` and ``task_details`` count the
+    ``getResponse`` and ``getTaskDetails`` calls served.
     """
 
     images_generated: int = 0
@@ -196,6 +217,11 @@ class Stats:
     delivered: deque[tuple[str, str, float, bool]] = field(
         default_factory=lambda: deque(maxlen=_KEPT_UUIDS)
     )
+    billed_usd: float = 0.0
+    conflicts: int = 0
+    answers_lost: int = 0
+    get_responses: int = 0
+    task_details: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def snapshot(self) -> Stats:
@@ -215,6 +241,11 @@ class Stats:
                 resent_tasks=self.resent_tasks,
                 resent_uuids=deque(self.resent_uuids, maxlen=_KEPT_UUIDS),
                 delivered=deque(self.delivered, maxlen=_KEPT_UUIDS),
+                billed_usd=self.billed_usd,
+                conflicts=self.conflicts,
+                answers_lost=self.answers_lost,
+                get_responses=self.get_responses,
+                task_details=self.task_details,
             )
 
     def bump(self, name: str, amount: float = 1) -> None:
@@ -356,7 +387,10 @@ class RunwareStandin:
         self._host = "127.0.0.1"
         self._port = 0
         self._images: OrderedDict[str, tuple[bytes, str]] = OrderedDict()
-        self._in_progress: set[str] = set()
+        #: Accepted tasks by taskUUID: a task sent again under one gets ``conflictTaskUUID``.
+        self._tasks: OrderedDict[str, _TaskRecord] = OrderedDict()
+        #: The records still holding their results' bytes, oldest first.
+        self._with_items: deque[_TaskRecord] = deque()
         #: taskUUIDs answered (with images or an error), to spot one sent again.
         self._answered: OrderedDict[str, None] = OrderedDict()
 
@@ -563,13 +597,23 @@ class RunwareStandin:
                 ],
             )
             return
-        if task_uuid in self._in_progress:
+        if task_type == "getResponse":
+            await self._get_response(ws, task_uuid)
+            return
+        if task_type == "getTaskDetails":
+            await self._get_task_details(ws, task_uuid)
+            return
+        if task_uuid in self._answered:
+            self.stats.record_resend(task_uuid)
+        if task_uuid in self._tasks:
+            self.stats.bump("conflicts")
             await self._send_errors(
                 ws,
                 [
                     _error(
                         "conflictTaskUUID",
-                        "A task with this taskUUID is already being processed.",
+                        "A task with this taskUUID was already submitted; use getResponse "
+                        "to retrieve its results.",
                         task_type=task_type,
                         task_uuid=task_uuid,
                         parameter="taskUUID",
@@ -577,14 +621,9 @@ class RunwareStandin:
                 ],
             )
             return
-        self._in_progress.add(task_uuid)
-        resent = task_uuid in self._answered
-        if resent:
-            self.stats.record_resend(task_uuid)
-        answered = True
         try:
             if task_type == "imageInference":
-                answered = await self._image_inference(ws, task, task_uuid)
+                await self._image_inference(ws, task, task_uuid)
             elif task_type == "promptEnhance":
                 await self._prompt_enhance(ws, task, task_uuid)
             else:
@@ -594,6 +633,7 @@ class RunwareStandin:
                     "taskType",
                 )
         except _TaskError as exc:
+            self._forget(task_uuid)  # a failed task bills nothing and frees its taskUUID
             await self._send_errors(
                 ws,
                 [
@@ -606,12 +646,39 @@ class RunwareStandin:
                     )
                 ],
             )
-        finally:
-            self._in_progress.discard(task_uuid)
-            if answered:
-                self._answered[task_uuid] = None
-                while len(self._answered) > _KEPT_UUIDS:
-                    self._answered.popitem(last=False)
+            self._mark_answered(task_uuid)
+        except BaseException:
+            # Cancelled with its connection before anything was generated: not kept.
+            record = self._tasks.get(task_uuid)
+            if record is not None and not record.generated:
+                self._forget(task_uuid)
+            raise
+
+    def _mark_answered(self, task_uuid: str) -> None:
+        self._answered[task_uuid] = None
+        while len(self._answered) > _KEPT_UUIDS:
+            self._answered.popitem(last=False)
+
+    def _accept(self, task_uuid: str, task: dict[str, Any], expected: list[str]) -> _TaskRecord:
+        """Remember a validated task: from now on its taskUUID is used."""
+        request = {k: v for k, v in task.items() if k != "apiKey"}
+        record = _TaskRecord(
+            task_type=str(task.get("taskType")), request=request, expected=expected
+        )
+        self._tasks[task_uuid] = record
+        while len(self._tasks) > _KEPT_UUIDS:
+            self._tasks.popitem(last=False)
+        return record
+
+    def _forget(self, task_uuid: str) -> None:
+        self._tasks.pop(task_uuid, None)
+
+    def _keep_items(self, record: _TaskRecord) -> None:
+        """Results are kept for the latest tasks only (they carry the image bytes)."""
+        self._with_items.append(record)
+        while len(self._with_items) > _KEPT_IMAGES:
+            old = self._with_items.popleft()
+            old.items = [{k: v for k, v in item.items() if k not in _BULKY} for item in old.items]
 
     async def _faults_before_answer(self, ws: ServerConnection) -> bool:
         """Latency, then maybe drop or fail; False when the task must not be answered."""
@@ -630,8 +697,8 @@ class RunwareStandin:
 
     async def _image_inference(
         self, ws: ServerConnection, task: dict[str, Any], task_uuid: str
-    ) -> bool:
-        """Answer one image task; False when its connection was dropped unanswered."""
+    ) -> None:
+        """Answer one image task (or, faults permitting, only generate and bill it)."""
         model = task.get("model")
         if model not in MODEL_COSTS:
             raise _TaskError(
@@ -679,51 +746,135 @@ class RunwareStandin:
                 "Invalid value for outputType parameter: use URL, base64Data or dataURI.",
                 "outputType",
             )
+        record = self._accept(task_uuid, task, [str(uuid.uuid4()) for _ in range(count)])
         if not await self._faults_before_answer(ws):
-            return False
+            self._forget(task_uuid)  # dropped before it was processed: never taken
+            return
         safety = task.get("safety")
         check_content = bool(isinstance(safety, dict) and safety.get("checkContent")) or bool(
             task.get("checkNSFW")
         )
         content_type = _FORMATS[output_format][1]
+        faults = self.faults
+        lose_answer = faults.take("lose_answer_next") or faults.draw("lose_answer_rate")
         for index in range(count):
             image_seed = (seed + index - 1) % MAX_SEED + 1
+            width, height = sizes["width"], sizes["height"]
+            drawn_format = output_format
+            if faults.take("wrong_size_next"):
+                height = max(64, height // 2)
+            if faults.take("wrong_format_next"):
+                drawn_format = _OTHER_FORMAT[output_format]
             body = await asyncio.to_thread(
-                render_image, prompt, image_seed, sizes["width"], sizes["height"], output_format
+                render_image, prompt, image_seed, width, height, drawn_format
             )
-            garbage = self.faults.take("garbage_next") or self.faults.draw("garbage_rate")
+            garbage = faults.take("garbage_next") or faults.draw("garbage_rate")
             if garbage:
                 body = hashlib.sha256(body).digest() * 8
-            image_uuid = str(uuid.uuid4())
+            image_uuid = record.expected[index]
             item: dict[str, Any] = {
                 "taskType": "imageInference",
                 "taskUUID": task_uuid,
                 "imageUUID": image_uuid,
                 "seed": image_seed,
             }
-            for output_type in output_types:
-                if output_type == "URL":
-                    item["imageURL"] = self._keep_image(image_uuid, body, content_type)
-                elif output_type == "base64Data":
-                    item["imageBase64Data"] = base64.b64encode(body).decode()
-                else:
-                    encoded = base64.b64encode(body).decode()
-                    item["imageDataURI"] = f"data:{content_type};base64,{encoded}"
-            nsfw = self.faults.take("nsfw_next")
+            if not faults.take("no_data_next"):
+                for output_type in output_types:
+                    if output_type == "URL":
+                        item["imageURL"] = self._keep_image(image_uuid, body, content_type)
+                    elif output_type == "base64Data":
+                        item["imageBase64Data"] = base64.b64encode(body).decode()
+                    else:
+                        encoded = base64.b64encode(body).decode()
+                        item["imageDataURI"] = f"data:{content_type};base64,{encoded}"
+            nsfw = faults.take("nsfw_next")
             if check_content or nsfw:
                 item["NSFWContent"] = nsfw
-            if task.get("includeCost"):
-                item["cost"] = MODEL_COSTS[model]
+            cost = MODEL_COSTS[model]
+            omit_cost = faults.take("no_cost_next") or faults.omit_cost
+            if task.get("includeCost") and not omit_cost:
+                item["cost"] = cost
+            # Generated: billed from here on, whatever happens to the answer.
             self.stats.bump("images_generated")
+            self.stats.bump("billed_usd", cost)
+            record.generated = True
+            record.items.append(item)
+            record.decodable.append(not garbage)
+            if index == count - 1:
+                record.status = "success"
+                self._keep_items(record)
+            if lose_answer:
+                self.stats.bump("answers_lost")
+                self.stats.bump("images_undelivered")
+                continue
             if not await self._send(ws, {"data": [item]}):
                 self.stats.bump("images_undelivered")
                 continue
-            if "cost" in item:
-                self.stats.bump("cost_reported_usd", item["cost"])
-            if garbage:
-                self.stats.bump("garbage_images")
-            self.stats.record_delivery(image_uuid, task_uuid, item.get("cost", 0.0), not garbage)
-        return True
+            self._delivered(record, len(record.items) - 1)
+        self._mark_answered(task_uuid)
+        if lose_answer:  # billed and kept for getResponse; the answer never leaves
+            ws.transport.abort()
+
+    def _delivered(self, record: _TaskRecord, index: int) -> None:
+        """The item reached a socket for the first time: its cost is now reported."""
+        if index in record.sent:
+            return
+        record.sent.add(index)
+        item = record.items[index]
+        if "cost" in item:
+            self.stats.bump("cost_reported_usd", item["cost"])
+        if not record.decodable[index]:
+            self.stats.bump("garbage_images")
+        self.stats.record_delivery(
+            str(item.get("imageUUID", "")),
+            str(item.get("taskUUID", "")),
+            item.get("cost", 0.0),
+            record.decodable[index],
+        )
+
+    async def _get_response(self, ws: ServerConnection, task_uuid: str) -> None:
+        """``getResponse``: the task's results so far, each ``processing`` or ``success``."""
+        self.stats.bump("get_responses")
+        record = self._tasks.get(task_uuid)
+        if record is None:
+            await self._send_errors(ws, [_unknown_task("getResponse", task_uuid)])
+            return
+        items = self._status_items(record, task_uuid)
+        if not await self._send(ws, {"data": items}) or record.task_type != "imageInference":
+            return
+        for index in range(len(record.items)):
+            if index not in record.sent and self.stats.images_undelivered > 0:
+                self.stats.bump("images_undelivered", -1)  # lost once, delivered now
+            self._delivered(record, index)
+
+    def _status_items(self, record: _TaskRecord, task_uuid: str) -> list[dict[str, Any]]:
+        if record.status == "success":
+            return [{**item, "status": "success"} for item in record.items]
+        # Still generating: one item per generation, identified by its imageUUID.
+        return [
+            {
+                "taskType": record.task_type,
+                "taskUUID": task_uuid,
+                **({"imageUUID": image_uuid} if record.task_type == "imageInference" else {}),
+                "status": "processing",
+            }
+            for image_uuid in record.expected
+        ]
+
+    async def _get_task_details(self, ws: ServerConnection, task_uuid: str) -> None:
+        """``getTaskDetails``: the task's request and response, as sent and received."""
+        self.stats.bump("task_details")
+        record = self._tasks.get(task_uuid)
+        if record is None:
+            await self._send_errors(ws, [_unknown_task("getTaskDetails", task_uuid)])
+            return
+        details = {
+            "taskType": "getTaskDetails",
+            "taskUUID": task_uuid,
+            "request": [record.request],
+            "response": {"data": self._status_items(record, task_uuid)},
+        }
+        await self._send(ws, {"data": [details]})
 
     async def _prompt_enhance(
         self, ws: ServerConnection, task: dict[str, Any], task_uuid: str
@@ -735,9 +886,13 @@ class RunwareStandin:
             )
         max_length = _int_param(task, "promptMaxLength", 380, 12, 400)
         versions = _int_param(task, "promptVersions", 1, 1, 5)
+        record = self._accept(task_uuid, task, [])
         if not await self._faults_before_answer(ws):
+            self._forget(task_uuid)
             return
-        for text in enhance_texts(prompt, versions, max_length):
+        texts = enhance_texts(prompt, versions, max_length)
+        record.generated = True
+        for index, text in enumerate(texts):
             item: dict[str, Any] = {
                 "taskType": "promptEnhance",
                 "taskUUID": task_uuid,
@@ -745,8 +900,46 @@ class RunwareStandin:
             }
             if task.get("includeCost"):
                 item["cost"] = ENHANCE_COST_USD
-            if await self._send(ws, {"data": [item]}) and "cost" in item:
-                self.stats.bump("cost_reported_usd", item["cost"])
+                self.stats.bump("billed_usd", ENHANCE_COST_USD)
+            record.items.append(item)
+            record.decodable.append(True)
+            if index == len(texts) - 1:
+                record.status = "success"
+                self._keep_items(record)
+            if await self._send(ws, {"data": [item]}):
+                record.sent.add(index)
+                if "cost" in item:
+                    self.stats.bump("cost_reported_usd", item["cost"])
+        self._mark_answered(task_uuid)
+
+
+@dataclass(eq=False)
+class _TaskRecord:
+    """An accepted task: its request, its results so far and which ones reached a socket."""
+
+    task_type: str
+    request: dict[str, Any]
+    #: imageUUIDs of the generations, assigned on acceptance.
+    expected: list[str]
+    status: str = "processing"
+    generated: bool = False
+    items: list[dict[str, Any]] = field(default_factory=list)
+    decodable: list[bool] = field(default_factory=list)
+    sent: set[int] = field(default_factory=set)
+
+
+def _unknown_task(task_type: str, task_uuid: str) -> dict[str, Any]:
+    return _error(
+        "taskNotFound",
+        "No task with this taskUUID was found; it was never accepted or has expired.",
+        task_type=task_type,
+        task_uuid=task_uuid,
+        parameter="taskUUID",
+    )
+
+
+_BULKY: Final = frozenset({"imageBase64Data", "imageDataURI"})
+_OTHER_FORMAT: Final = {"PNG": "JPG", "JPG": "PNG", "WEBP": "PNG"}
 
 
 _FORMATS_BY_TYPE: Final = {content_type: ext for _, content_type, ext in _FORMATS.values()}

@@ -23,6 +23,7 @@ from pydantic import Field, PrivateAttr
 
 from generia_pipelines.clients.runware import (
     DEFAULT_IMAGE_MODEL,
+    DEFAULT_IMAGE_USD,
     DEFAULT_NEGATIVE_PROMPT,
     DEFAULT_RUNWARE_URL,
     OutputFormat,
@@ -31,13 +32,17 @@ from generia_pipelines.clients.runware import (
     RunwareSettings,
     RunwareUnavailable,
     parse_bool,
+    parse_usd,
 )
 
 log = logging.getLogger(__name__)
 
 
 class RunwareResource(ConfigurableResource):
-    """Runware images for assets: ``img = await runware.images().generate(prompt, seed=...)``."""
+    """Runware images for assets: ``await runware.images().run_task(task_uuid, prompt, seed=...)``.
+
+    Write the taskUUID to the ledger before ``run_task``; a re-run with it never pays twice.
+    """
 
     api_key: str = Field(
         repr=False,
@@ -67,6 +72,11 @@ class RunwareResource(ConfigurableResource):
     max_attempts: int = Field(default=4, description="Tries per call for transient failures")
     backoff_initial_s: float = Field(default=0.5)
     backoff_max_s: float = Field(default=8.0)
+    image_usd: float = Field(
+        default=DEFAULT_IMAGE_USD,
+        description="List price of one image in USD, charged when Runware reports no cost "
+        "(RUNWARE_IMAGE_USD)",
+    )
     connect_on_setup: bool = Field(
         default=True, description="Connect when the run starts, so a bad key fails early"
     )
@@ -86,6 +96,7 @@ class RunwareResource(ConfigurableResource):
             "enhance_prompt": parse_bool(
                 os.environ.get("RUNWARE_ENHANCE_PROMPT", "false"), "RUNWARE_ENHANCE_PROMPT"
             ),
+            "image_usd": parse_usd(os.environ.get("RUNWARE_IMAGE_USD"), "RUNWARE_IMAGE_USD"),
         }
         values.update(overrides)
         return cls(**values)
@@ -111,6 +122,7 @@ class RunwareResource(ConfigurableResource):
             max_attempts=self.max_attempts,
             backoff_initial_s=self.backoff_initial_s,
             backoff_max_s=self.backoff_max_s,
+            image_usd=self.image_usd,
         )
         settings.validate()
         return settings

@@ -317,10 +317,10 @@ async def test_wrong_format_or_size_is_rejected(
 
     monkeypatch.setattr(module, "render_image", jpeg_whatever_asked)
     async with RunwareImages(make_settings(max_attempts=1)) as images:
-        with pytest.raises(RunwareInvalidImage, match="is JPEG, asked for PNG"):
+        with pytest.raises(RunwareInvalidImage, match="got a 256x512 JPEG, asked for 512x512 PNG"):
             await images.generate(PROMPT, seed=4)
     async with RunwareImages(make_settings(max_attempts=1, output_format="JPG")) as images:
-        with pytest.raises(RunwareInvalidImage, match="is 256x512, asked for 512x512"):
+        with pytest.raises(RunwareInvalidImage, match="got a 256x512 JPEG, asked for 512x512 JPEG"):
             await images.generate(PROMPT, seed=4)
 
 

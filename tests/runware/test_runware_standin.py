@@ -232,11 +232,19 @@ async def test_good_deliveries_are_remembered_by_image_and_task(standin: Runware
 
 
 async def test_a_task_sent_again_after_its_answer_is_counted(standin: RunwareStandin) -> None:
-    """The SDK resends its pending tasks after a reconnect, answered or not: billed again."""
+    """A used taskUUID is refused with ``conflictTaskUUID`` and billed nothing; a task
+    answered with an error was not taken, so its taskUUID may be sent again."""
     ws = await _authed(standin)
     task = _image_task(includeCost=True)
     await _ask(ws, [task])
-    await _ask(ws, [task])
+    [conflict] = await _ask(ws, [task])
+    [error] = conflict["errors"]
+    assert (error["code"], error["parameter"], error["taskUUID"], error["taskType"]) == (
+        "conflictTaskUUID",
+        "taskUUID",
+        task["taskUUID"],
+        "imageInference",
+    )
     standin.faults.set(fail_next=1)
     failed = _image_task(includeCost=True)
     [error] = await _ask(ws, [failed])
@@ -244,5 +252,6 @@ async def test_a_task_sent_again_after_its_answer_is_counted(standin: RunwareSta
     await _ask(ws, [failed])  # answered with an error first, then an image
     await ws.close()
     stats = standin.stats.snapshot()
-    assert (stats.resent_tasks, stats.images_generated) == (2, 3)
+    assert (stats.resent_tasks, stats.images_generated, stats.conflicts) == (2, 2, 1)
+    assert stats.billed_usd == pytest.approx(2 * 0.0006)
     assert list(stats.resent_uuids) == [task["taskUUID"], failed["taskUUID"]]
