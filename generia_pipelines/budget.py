@@ -171,18 +171,29 @@ class BudgetExceeded(GeneriaError):
         spent: Spend,
         requested: Spend,
         overruns: list[str],
+        *,
+        reserved: Spend | None = None,
     ) -> None:
         self.world_id = world_id
+        self.reserved = reserved or Spend()
         self.period = period
         self.budget = budget
         self.spent = spent
         self.requested = requested
         self.overruns = overruns
         section = "setup" if period == SETUP_PERIOD else "daily"
+        held = self.reserved
+        in_flight = (
+            f"; held by calls in flight now: {held.images} images, {held.text_calls} text "
+            f"calls, USD {held.usd:.4f} (returned if they are not billed)"
+            if held.images or held.text_calls
+            else ""
+        )
         super().__init__(
             f"budget of world {world_id!r} ({period_label(period)}) exceeded: "
             f"{'; '.join(overruns)}. Spent so far: {spent.images} images, "
-            f"{spent.text_calls} text calls, USD {spent.usd:.4f}; limits: {budget.describe()}. "
+            f"{spent.text_calls} text calls, USD {spent.usd:.4f}{in_flight}; limits: "
+            f"{budget.describe()}. "
             f"Nothing was spent on this request and finished work is kept; raise "
             f"budget.{section} for this world in the catalog to continue."
         )

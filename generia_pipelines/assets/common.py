@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -26,7 +25,7 @@ from dagster import (
 )
 from pydantic import BaseModel
 
-from generia_pipelines.budget import IMAGE_USD, TEXT_USD, Budget, BudgetExceeded
+from generia_pipelines.budget import TEXT_USD, Budget, BudgetExceeded
 from generia_pipelines.catalog import CatalogError
 from generia_pipelines.clients.errors import (
     ConfigError,
@@ -37,8 +36,7 @@ from generia_pipelines.clients.errors import (
 )
 from generia_pipelines.clients.grpc_base import GrpcClient
 from generia_pipelines.clients.records import ConfirmedUpload, MediaType
-from generia_pipelines.clients.runware import GeneratedImage, RunwareError, RunwareRequestError
-from generia_pipelines.clients.text.base import TextTask
+from generia_pipelines.clients.runware import RunwareRequestError, RunwareUnavailable
 from generia_pipelines.clients.text.errors import TextProviderError
 from generia_pipelines.clients.upload import PresignedUploader
 from generia_pipelines.generation.prompts import Prompt
@@ -47,6 +45,9 @@ from generia_pipelines.partitions import InvalidPartitionKey
 from generia_pipelines.resources.grpc import MediaResource
 from generia_pipelines.resources.runware import RunwareResource
 from generia_pipelines.resources.text import TextGenerationResource
+from generia_pipelines.units.causes import ProviderDown, TooManyInvalid, summarize
+from generia_pipelines.units.paid import PaidCalls, ProviderGate
+from generia_pipelines.units.session import ClaimSession, UnitBusy
 
 GROUP = "generia"
 #: Dagster pools: cap Runware and text-model pressure across concurrent runs.
@@ -71,7 +72,16 @@ _FUTILE = (
     PermissionDenied,
     RunwareRequestError,
     BudgetExceeded,
+    # The ledger cannot be written: a retry seconds later meets the same disk.
+    LedgerError,
+    # Runware is down or keeps sending unusable images: retrying now only waits or pays.
+    ProviderDown,
+    TooManyInvalid,
+    # Another live run works on the unit: it is left to that run, not fought over.
+    UnitBusy,
 )
+#: Failures after which no unit of the step can succeed: start no further ones.
+_STOPS_STEP = (BudgetExceeded, LedgerError)
 #: HTTP statuses of a text provider that a retry cannot change (bad request, key, model).
 _FUTILE_HTTP = frozenset({400, 401, 403, 404})
 NOT_RETRIED = "not retried: a retry would fail the same way; finished work is kept"
@@ -81,6 +91,8 @@ def retry_is_futile(exc: BaseException) -> bool:
     """True when retrying cannot help: a bad world, setting, key, request or an empty budget."""
     if isinstance(exc, _FUTILE):
         return True
+    if isinstance(exc, RunwareUnavailable) and getattr(exc, "billed", None) is False:
+        return True  # Runware could not be reached at all: an outage, not a hiccup
     return isinstance(exc, TextProviderError) and exc.status in _FUTILE_HTTP
 
 
@@ -131,7 +143,14 @@ class Tally:
     failed: dict[str, str] = field(default_factory=dict)
     #: Failed units whose failure a retry cannot fix (see ``retry_is_futile``).
     futile: set[str] = field(default_factory=set)
+    errors: dict[str, BaseException] = field(default_factory=dict)
     started: float = field(default_factory=time.monotonic)
+
+    def fail(self, key: str, error: BaseException) -> None:
+        self.failed[key] = f"{type(error).__name__}: {error}"
+        self.errors[key] = error
+        if retry_is_futile(error):
+            self.futile.add(key)
 
     def add(self, outcome: Outcome) -> None:
         if outcome is Outcome.CREATED:
@@ -160,56 +179,55 @@ async def fan_out(
     """Run ``work`` on every item with at most ``limit`` in flight; collect, don't abort.
 
     A unit's failure is recorded and the others go on (their progress is in the ledger);
-    an exhausted budget stops the whole step at once, since every further call would fail.
+    an exhausted budget or an unwritable ledger stops the whole step at once, since every
+    further unit would fail the same way.
     """
     tally = Tally()
     gate = asyncio.Semaphore(max(1, limit))
     done = 0
-    exhausted: list[BudgetExceeded] = []
+    stopped: list[BaseException] = []
 
     async def one(item: ItemT) -> None:
         nonlocal done
         async with gate:
-            if exhausted:  # the budget ran out: start nothing new, let in-flight work land
-                tally.failed[key(item)] = "not started: budget exhausted"
+            if stopped:  # start nothing new, let in-flight work land
+                tally.fail(key(item), stopped[0])
                 return
             try:
                 tally.add(await work(item))
-            except BudgetExceeded as exc:
-                exhausted.append(exc)
-                tally.failed[key(item)] = str(exc)
+            except _STOPS_STEP as exc:
+                stopped.append(exc)
+                tally.fail(key(item), exc)
             except Exception as exc:  # one bad unit must not lose the others' work
-                tally.failed[key(item)] = f"{type(exc).__name__}: {exc}"
-                if retry_is_futile(exc):
-                    tally.futile.add(key(item))
+                tally.fail(key(item), exc)
                 log.warning(f"{what} {key(item)} failed: {type(exc).__name__}: {exc}")
             done += 1
             if done == len(items) or done % 10 == 0:
                 log.info(f"{what}: {done}/{len(items)} done")
 
     await asyncio.gather(*(one(item) for item in items))
-    if exhausted:
+    if stopped:
+        reason = "budget exhausted" if isinstance(stopped[0], BudgetExceeded) else "ledger"
         raise Failure(
-            description=f"budget exhausted, stopped {what} (finished work is kept): {exhausted[0]}",
-            metadata={**tally.metadata(), "budget": str(exhausted[0])},
+            description=f"{reason}: stopped {what}, finished work is kept: {stopped[0]}",
+            metadata={**tally.metadata(), "cause": str(stopped[0])},
             allow_retries=False,
         )
     return tally
 
 
-def fail_if_any(tally: Tally, what: str) -> None:
-    """Fail the step when units failed, so Dagster retries only those (the rest are done).
+def fail_if_any(tally: Tally, what: str, total: int | None = None) -> None:
+    """Fail the step when units failed, naming the dominant cause and its count.
 
-    When every failure is one a retry cannot fix (PERMISSION_DENIED, a refused request),
-    the step is not retried.
+    When every failure is one a retry cannot fix, the step is not retried.
     """
     if not tally.failed:
         return
-    sample = "; ".join(f"{k}: {v}" for k, v in sorted(tally.failed.items())[:5])
     futile = set(tally.failed) <= tally.futile
     suffix = f" ({NOT_RETRIED})" if futile else ""
+    count = total if total is not None else len(tally.failed) + tally.created + tally.reused
     raise Failure(
-        description=f"{len(tally.failed)} {what} failed (done ones are kept): {sample}{suffix}",
+        description=summarize(tally.errors, count, what) + suffix,
         metadata={**tally.metadata(), "failures": MetadataValue.json(tally.failed)},
         allow_retries=not futile,
     )
@@ -231,9 +249,7 @@ class Stages:
         try:
             outcome = await step
         except Exception as exc:
-            tally.failed[key] = f"{type(exc).__name__}: {exc}"
-            if retry_is_futile(exc):
-                tally.futile.add(key)
+            tally.fail(key, exc)
             raise
         tally.add(outcome)
         return outcome
@@ -249,24 +265,53 @@ class Stages:
         futile = all(set(t.failed) <= t.futile for _, t in failed)
         parts = []
         for stage, tally in failed:
-            sample = "; ".join(f"{k}: {v}" for k, v in sorted(tally.failed.items())[:5])
-            what = self.names[stage]
-            parts.append(f"{len(tally.failed)} {what} failed (done ones are kept): {sample}")
+            total = len(tally.failed) + tally.created + tally.reused
+            parts.append(summarize(tally.errors, total, self.names[stage]))
+        sample = "; ".join(f"{k}: {v}" for _, t in failed for k, v in sorted(t.failed.items())[:3])
         suffix = f" ({NOT_RETRIED})" if futile else ""
-        return Failure(description="; ".join(parts) + suffix, allow_retries=not futile)
+        return Failure(
+            description="; ".join(parts) + f" (done ones are kept){suffix}. First: {sample}",
+            metadata={
+                "failures": MetadataValue.json(
+                    {k: v for _, t in failed for k, v in t.failed.items()}
+                )
+            },
+            allow_retries=not futile,
+        )
 
 
 @dataclass
 class WorldWork:
-    """One world's ledger, budget and providers for one period ("" = setup, or a date)."""
+    """One world's ledger, budget, claims and providers for one period ("" = setup, or a date).
+
+    Every paid call goes through ``paid`` (reserved first, intent recorded), every unit is
+    worked on under its lease in ``claims``.
+    """
 
     world_id: str
     period: str
     budget: Budget
     ledger: Ledger
+    claims: ClaimSession
     text: TextGenerationResource | None = None
     runware: RunwareResource | None = None
     media: MediaResource | None = None
+    gate: ProviderGate = field(default_factory=ProviderGate)
+    paid: PaidCalls = field(init=False)
+
+    def __post_init__(self) -> None:
+        image_usd = self.runware.image_usd if self.runware is not None else 0.0
+        self.paid = PaidCalls(
+            self.ledger,
+            self.claims,
+            self.world_id,
+            self.period,
+            self.budget,
+            image_usd=image_usd,
+            text_usd=TEXT_USD,
+            gate=self.gate,
+            logger=self.claims.log,
+        )
 
     async def text_for(self, key: str, schema: type[T], prompt: Prompt) -> tuple[T, Outcome]:
         """The unit's text: from the ledger if paid for already, else generated and recorded."""
@@ -278,19 +323,14 @@ class WorldWork:
         return value, Outcome.CREATED
 
     async def generate_text(self, key: str, schema: type[T], prompt: Prompt) -> T:
-        """One budgeted text call (not recorded: callers decide which unit it belongs to)."""
-        assert self.text is not None, "text resource missing"
-        self.ledger.spend(
-            self.world_id, self.budget, period=self.period, text_calls=1, usd=TEXT_USD
-        )
-        result = await self.text.generate(TextTask(schema, prompt, self.world_id, key))
-        actual = result.usage.cost_usd or 0.0
-        if actual != TEXT_USD:
-            self.ledger.adjust_spend(self.world_id, period=self.period, usd=actual - TEXT_USD)
-        return result.value
+        """One reserved text call (not recorded: callers decide which unit it belongs to)."""
+        if self.text is None:
+            raise RuntimeError("WorldWork.generate_text needs the text resource")
+        return await self.paid.text(key, schema, prompt, self.text)
 
     async def image_for(self, key: str, prompt: str, seed: int) -> tuple[StoredImage, Outcome]:
-        """The unit's image: the paid-for bytes from the ledger, else one new Runware call."""
+        """The unit's image: the paid-for bytes from the ledger, else one paid Runware task
+        (an earlier run's open task resubmitted under its taskUUID)."""
         unit = self.ledger.get(key)
         if unit is not None and unit.image is not None:
             stored = self.ledger.load_image(key)
@@ -298,28 +338,9 @@ class WorldWork:
                 return stored, Outcome.REUSED
             # confirmed: its bytes were dropped
             raise LedgerError(f"{key}: its image was paid for and confirmed; not paying again")
-        assert self.runware is not None, "runware resource missing"
-        self.ledger.spend(self.world_id, self.budget, period=self.period, images=1, usd=IMAGE_USD)
-        try:
-            image = await self.runware.images().generate(prompt, seed=seed)
-        except RunwareError as exc:
-            if exc.paid_usd:  # discarded results were billed: keep the ledger true to the bill
-                self.ledger.record_cost(key, exc.paid_usd)
-                self.ledger.adjust_spend(
-                    self.world_id, period=self.period, usd=exc.paid_usd - IMAGE_USD
-                )
-            raise
-        cost = image.total_cost_usd or 0.0
-        if cost != IMAGE_USD:
-            self.ledger.adjust_spend(self.world_id, period=self.period, usd=cost - IMAGE_USD)
-        recorded = self.ledger.record_image(key, image.data, _image_meta(image), cost)
-        if (
-            recorded.image is not None
-            and recorded.image.sha256 == hashlib.sha256(image.data).hexdigest()
-        ):
-            return StoredImage(image.data, recorded.image), Outcome.CREATED
-        stored = self.ledger.load_image(key)  # another writer's image was kept: use that one
-        assert stored is not None
+        if self.runware is None:
+            raise RuntimeError("WorldWork.image_for needs the runware resource")
+        stored = await self.paid.image(key, prompt, seed, {}, self.runware.images())
         return stored, Outcome.CREATED
 
     async def upload_and_confirm(
@@ -331,7 +352,9 @@ class WorldWork:
         idempotency key: replaying the failed attempt's presigns would hand back URLs that
         may have expired since, and the unit could never be uploaded.
         """
-        assert self.media is not None, "media resource missing"
+        if self.media is None:
+            raise RuntimeError("WorldWork.upload_and_confirm needs the media resource")
+        self.claims.ensure(unit.key)
         uploader: PresignedUploader = self.media.uploader
         media_id = unit.media_id if unit.reached(Stage.UPLOADED) else None
         if media_id is None:
@@ -379,6 +402,7 @@ async def create_remote(
     client: GrpcClient,
     honoured: bool,
     log: logging.Logger | Any,
+    claims: ClaimSession | None = None,
 ) -> str:
     """Run the create call of ``unit``, record the remote id, and name suspected duplicates.
 
@@ -387,6 +411,8 @@ async def create_remote(
     commit (in this call, or in an earlier run per the ledger) on a service that does not
     honour idempotency keys. Neither can be undone here; both are logged with the unit key.
     """
+    if claims is not None:
+        claims.ensure(unit.key)
     try:
         remote_id = await create()
     except Exception as exc:
@@ -412,20 +438,6 @@ async def create_remote(
                 "earlier attempt may have created another"
             )
     return remote_id
-
-
-def _image_meta(image: GeneratedImage) -> dict[str, Any]:
-    return {
-        "extension": image.extension,
-        "width": image.width,
-        "height": image.height,
-        "seed": image.seed,
-        "prompt": image.prompt,
-        "enhanced_prompt": image.enhanced_prompt,
-        "model": image.model,
-        "task_uuid": image.task_uuid,
-        "image_uuid": image.image_uuid,
-    }
 
 
 def variant_url(unit: Unit, name: str = "medium") -> str:

@@ -146,7 +146,8 @@ async def draw_image(state: DayState, unit: Unit) -> Outcome:
         unit.key, draft_of(unit).image_prompt, stable_seed(unit.key)
     )
     current = state.book.get(unit.key)
-    assert current is not None
+    if current is None:  # pragma: no cover - image_for just wrote it
+        raise RuntimeError(f"{unit.key} vanished from the ledger")
     await state.work.upload_and_confirm(
         current, image, str(unit.character_id), MediaType.POST_IMAGE
     )
@@ -178,6 +179,7 @@ async def publish(state: DayState, unit: Unit, post: PostResource, log: Any) -> 
         client=post.client,
         honoured=post.honours_idempotency,
         log=log,
+        claims=state.work.claims,
     )
     return Outcome.CREATED
 
@@ -201,20 +203,51 @@ async def make_day(
     people = {str(u.character_id): u for u in created_characters(book, spec.id)}
     if not people:
         raise Failure(f"world {spec.id!r} has no characters yet: run populate_world first")
-    work = WorldWork(
-        spec.id, day.isoformat(), spec.daily_budget(), book, text=text, runware=runware, media=media
-    )
-    state = DayState(spec, day, book, work)
+    async with ledger.claims(context.run.run_id, context.log) as claims:
+        work = WorldWork(
+            spec.id,
+            day.isoformat(),
+            spec.daily_budget(),
+            book,
+            claims,
+            text=text,
+            runware=runware,
+            media=media,
+        )
+        state = DayState(spec, day, book, work)
+        return await _make_day(context, state, selected, people, brief, text, runware, post, media)
+
+
+async def _make_day(
+    context: AssetExecutionContext,
+    state: DayState,
+    selected: set[AssetKey],
+    people: dict[str, Unit],
+    brief: Any,
+    text: TextGenerationResource,
+    runware: RunwareResource,
+    post: PostResource,
+    media: MediaResource,
+) -> tuple[list[MaterializeResult], Failure | None]:
+    """``make_day`` under the step's claim session."""
+    spec, day, book = state.spec, state.day, state.book
     authors, history = plan_authors(state, people)
     if DRAFTS not in selected and not any(
         u.reached(Stage.TEXT_DONE) for u in _day_units(book, spec.id, day)
     ):
         raise Failure(f"no drafts for {spec.id} on {day}: materialize post_drafts first")
 
+    def finished(key: str) -> bool:
+        unit = book.get(key)
+        return unit is not None and unit.done
+
     async def one(slot: int) -> Outcome:
         key = state.keys[slot]
+        if not await state.work.claims.acquire(key, finished=lambda: finished(key)):
+            return Outcome.REUSED  # another run published it while we waited
         unit = book.get(key)
-        assert unit is not None
+        if unit is None:  # pragma: no cover - planned above
+            raise RuntimeError(f"{key} is not in the ledger")
         if DRAFTS in selected:
             await state.stages.run(
                 DRAFTS, key, write_draft(state, unit, people[authors[slot]], history, brief)

@@ -84,6 +84,11 @@ def stored_brief(ledger: Ledger, world_id: str) -> WorldBrief:
     return WorldBrief.model_validate(unit.payload["value"])
 
 
+def _unit_done(book: Ledger, key: str) -> bool:
+    unit = book.get(key)
+    return unit is not None and unit.done
+
+
 def _params(raw: str | None) -> dict[str, Any]:
     try:
         value = json.loads(raw or "{}")
@@ -121,18 +126,25 @@ async def world_brief(
     spec = await world_spec(context, catalog, world)
     book = ledger.ledger
     key = brief_key(spec.id)
-    work = WorldWork(spec.id, "", spec.setup_budget(), book, text=text)
-    brief, outcome = await work.text_for(key, WorldBrief, render_world_brief(spec))
     pushed = False
-    unit = book.get(key)
-    if world.configured and unit is not None and not unit.done:
-        # Merge into the world's params: other keys belong to the platform.
-        current = await world.client.get_world(spec.id)
-        params = _params(current.params)
-        params["brief"] = brief.model_dump(mode="json")
-        await world.client.update_world_params(spec.id, params, idempotency_key=f"{key}/params")
-        pushed = True
-    book.record_created(key)
+    async with ledger.claims(context.run.run_id, context.log) as claims:
+        work = WorldWork(spec.id, "", spec.setup_budget(), book, claims, text=text)
+        if await claims.acquire(key, finished=lambda: _unit_done(book, key)):
+            brief, outcome = await work.text_for(key, WorldBrief, render_world_brief(spec))
+            unit = book.get(key)
+            if world.configured and unit is not None and not unit.done:
+                # Merge into the world's params: other keys belong to the platform.
+                claims.ensure(key)
+                current = await world.client.get_world(spec.id)
+                params = _params(current.params)
+                params["brief"] = brief.model_dump(mode="json")
+                await world.client.update_world_params(
+                    spec.id, params, idempotency_key=f"{key}/params"
+                )
+                pushed = True
+            book.record_created(key)
+        else:  # another run wrote it while we waited
+            brief, outcome = stored_brief(book, spec.id), Outcome.REUSED
     context.log.info(f"brief of {spec.id} {outcome.value}; pushed to World service: {pushed}")
     return MaterializeResult(
         metadata={
@@ -179,6 +191,11 @@ class Cast:
 
     async def profile(self, slot: int, concept: CharacterConcept) -> Outcome:
         key = character_key(self.spec.id, slot)
+        if not await self.work.claims.acquire(key, finished=lambda: self._profiled(key)):
+            return Outcome.REUSED
+        current = self.book.get(key)
+        if current is not None and current.reached(Stage.TEXT_DONE):
+            return Outcome.REUSED
         profile = await self.work.generate_text(
             key, CharacterProfile, render_character_detail(self.spec, self.brief, concept)
         )
@@ -191,8 +208,17 @@ class Cast:
         )
         return Outcome.CREATED
 
+    def _profiled(self, key: str) -> bool:
+        unit = self.book.get(key)
+        return unit is not None and unit.reached(Stage.TEXT_DONE)
+
     async def create(self, unit: Unit) -> Outcome:
         """CreateCharacter with the profile as meta, once."""
+        if not await self.work.claims.acquire(
+            unit.key, finished=lambda: _unit_done(self.book, unit.key)
+        ):
+            return Outcome.REUSED
+        unit = self.book.get(unit.key) or unit
         if unit.done:
             return Outcome.REUSED
         profile = character_profile(unit)
@@ -219,6 +245,7 @@ class Cast:
             client=client,
             honoured=self.character.honours_idempotency,
             log=self.context.log,
+            claims=self.work.claims,
         )
         return Outcome.CREATED
 
@@ -227,6 +254,8 @@ class Cast:
         spec, book = self.spec, self.book
         character_id = str(person.character_id)
         key = avatar_key(spec.id, character_id)
+        if not await self.work.claims.acquire(key, finished=lambda: _unit_done(book, key)):
+            return Outcome.REUSED
         unit = book.get(key)
         if unit is not None and unit.done:
             return Outcome.REUSED
@@ -240,11 +269,13 @@ class Cast:
             )
             image, _ = await self.work.image_for(key, prompt.prompt, stable_seed(key))
             unit = book.get(key)
-            assert unit is not None
+            if unit is None:  # pragma: no cover - image_for just wrote it
+                raise RuntimeError(f"{key} vanished from the ledger")
             confirmed = await self.work.upload_and_confirm(
                 unit, image, character_id, MediaType.CHARACTER_AVATAR
             )
             media_id, url = confirmed.media_id, confirmed.url("medium")
+        self.work.claims.ensure(key)
         await self.character.client.update_character(
             character_id,
             avatar_media_id=media_id,
@@ -289,6 +320,13 @@ async def plan_and_settle(cast: Cast, width: int) -> None:
     def key_of(slot: int) -> str:
         return character_key(spec.id, slot)
 
+    def all_profiled() -> bool:
+        units = {u.slot_number: u for u in book.units(spec.id, CHARACTERS)}
+        return all(units[s].reached(Stage.TEXT_DONE) for s in range(spec.characters))
+
+    if not all_profiled():
+        # One planner per world at a time: two would plan the same slots twice.
+        await cast.work.claims.acquire(f"plan/{CHARACTERS}/{spec.id}", finished=all_profiled)
     for round_no in range(PLAN_ROUNDS):
         units = {u.slot_number: u for u in book.units(spec.id, CHARACTERS)}
         earlier = [
@@ -304,6 +342,7 @@ async def plan_and_settle(cast: Cast, width: int) -> None:
             tasks.append(asyncio.create_task(settle))
         try:
             for batch in plan_character_batches(missing) if missing else []:
+                await cast.work.claims.acquire(key_of(batch[0]))  # the plan call is billed to it
                 plan = await cast.work.generate_text(
                     key_of(batch[0]),
                     CharacterBatchPlan,
@@ -346,10 +385,18 @@ async def make_cast(
     spec = await world_spec(context, catalog, world)
     book = ledger.ledger
     brief = stored_brief(book, spec.id)
-    work = WorldWork(
-        spec.id, "", spec.setup_budget(), book, text=text, runware=runware, media=media
-    )
-    cast = Cast(context, spec, brief, work, character)
+    async with ledger.claims(context.run.run_id, context.log) as claims:
+        work = WorldWork(
+            spec.id, "", spec.setup_budget(), book, claims, text=text, runware=runware, media=media
+        )
+        cast = Cast(context, spec, brief, work, character)
+        return await _make_cast(cast, text, runware)
+
+
+async def _make_cast(
+    cast: Cast, text: TextGenerationResource, runware: RunwareResource
+) -> tuple[list[MaterializeResult], Failure | None]:
+    context, spec, book = cast.context, cast.spec, cast.book
     book.plan(character_key(spec.id, slot) for slot in range(spec.characters))
     # The text and Runware clients bound their own calls; this many characters in flight
     # keeps both busy and lets uploads and attaching overlap the next images.

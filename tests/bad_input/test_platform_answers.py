@@ -75,7 +75,12 @@ def test_media_permission_denied_fails_at_once_and_keeps_the_paid_images(bed: Be
     result = bed.day(GOOD_ID, DAY, raise_on_error=False)
     assert not result.success
     text = failure_text(result)
-    assert f"{POSTS} post images failed (done ones are kept): posts/{GOOD_ID}/{DAY}/0: " in text
+    # The dominant cause first, with its count, then the first units it hit.
+    assert (
+        f"MediaService.ConfirmUpload failed with PERMISSION_DENIED: {POSTS} of {POSTS} post "
+        f"images (done ones are kept)"
+    ) in text
+    assert f"First: posts/{GOOD_ID}/{DAY}/0: " in text
     assert (
         f"PermissionDenied: MediaService.ConfirmUpload for world '{GOOD_ID}' failed with "
         "PERMISSION_DENIED: injected fault on media.ConfirmUpload"

@@ -165,7 +165,7 @@ def test_a_wrong_runware_key_fails_setup_without_showing_it(
     text = failure_text(result)
     url = ready.stack.env["RUNWARE_URL"]
     assert (
-        f"ConfigError: Runware at {url} rejected the API key from RUNWARE_API_KEY: "
+        f"RunwareAuthError: Runware at {url} rejected the API key from RUNWARE_API_KEY: "
         "Invalid API key. Get one at https://my.runware.ai/signup"
     ) in text
     assert wrong not in text

@@ -70,7 +70,7 @@ def test_images_billed_for_a_failed_call_are_in_the_ledger(bed: Bed) -> None:
     assert bed.setup(WORLD_ID).success
     standin = bed.runware.standin
     assert standin is not None
-    standin.faults.set(garbage_next=3)  # three posts' only attempt is garbage; retries are fine
+    standin.faults.set(garbage_next=3)  # three posts' first task is garbage; the next is fine
     env = bed.stack.env
     runware = RunwareResource(
         api_key=env["RUNWARE_API_KEY"], url=env["RUNWARE_URL"], max_attempts=1
@@ -79,6 +79,25 @@ def test_images_billed_for_a_failed_call_are_in_the_ledger(bed: Bed) -> None:
     assert _images(bed) == 4 + 6 + 3
     with bed.ledger() as ledger:
         assert ledger.cost(WORLD_ID) == pytest.approx(standin.stats.snapshot().cost_reported_usd)
+        assert ledger.spent(WORLD_ID, DAY).images == 6 + 3  # billed images, garbage included
+
+
+def test_runware_sending_only_garbage_stops_the_step_naming_it(bed: Bed) -> None:
+    """Every result is undecodable: the step stops after a few in a row instead of paying on
+    until the budget is gone, and says what came back."""
+    assert bed.setup(WORLD_ID).success
+    standin = bed.runware.standin
+    assert standin is not None
+    before = _images(bed)
+    standin.faults.set(garbage_next=1000)
+    result = bed.day(WORLD_ID, DAY, raise_on_error=False)
+    assert not result.success
+    failure = _failure_text(result)
+    assert "unusable images in a row" in failure and "not a decodable image" in failure
+    paid = _images(bed) - before
+    assert paid <= 5 + 6  # the limit in a row, plus the tasks already in flight
+    with bed.ledger() as ledger:
+        assert ledger.spent(WORLD_ID, DAY).images == paid  # each billed garbage is counted
 
 
 def test_confirmed_avatar_whose_attach_failed_is_attached_without_paying_again(

@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import os
 import threading
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import pytest
 import sqlalchemy as sa
 from dagster import DagsterInstance, asset, materialize
+from ledger_targets import PG_URL, Target
 
 from generia_pipelines.budget import Budget, BudgetExceeded, BudgetLimits, BudgetOverrides, Spend
 from generia_pipelines.clients.errors import ConfigError
@@ -30,76 +29,10 @@ from generia_pipelines.ledger import (
 )
 from generia_pipelines.resources.ledger import LedgerResource
 
-PG_URL = os.environ.get("GENERIA_TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
 WORLD = "neon-harbor"
 DAY = "2026-11-24"
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 40
 T = TypeVar("T")
-
-
-def _postgres_problem() -> str | None:
-    engine = sa.create_engine(PG_URL, connect_args={"connect_timeout": 3})
-    try:
-        with engine.connect() as conn:
-            conn.exec_driver_sql("SELECT 1")
-    except Exception as exc:
-        return f"PostgreSQL at {mask_url(PG_URL)} is unreachable: {type(exc).__name__}"
-    finally:
-        engine.dispose()
-    return None
-
-
-@pytest.fixture(scope="session")
-def postgres_problem() -> str | None:
-    return _postgres_problem()
-
-
-@dataclass
-class Target:
-    """Where a test's ledger lives: a SQLite file, or a private PostgreSQL schema."""
-
-    url: str
-    schema: str | None
-
-    def open(self, **kwargs: Any) -> Ledger:
-        return Ledger(self.url, schema=self.schema, **kwargs)
-
-
-def _pg_schema() -> Iterator[str]:
-    schema = f"ledger_test_{os.getpid()}_{uuid.uuid4().hex[:10]}"
-    try:
-        yield schema
-    finally:
-        engine = sa.create_engine(PG_URL)
-        with engine.begin() as conn:
-            conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        engine.dispose()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def target(
-    request: pytest.FixtureRequest, tmp_path: Path, postgres_problem: str | None
-) -> Iterator[Target]:
-    if request.param == "sqlite":
-        yield Target(f"sqlite:///{tmp_path / 'ledger.sqlite'}", None)
-        return
-    if postgres_problem:
-        pytest.skip(postgres_problem)
-    yield from (Target(PG_URL, schema) for schema in _pg_schema())
-
-
-@pytest.fixture
-def pg_schema(postgres_problem: str | None) -> Iterator[str]:
-    if postgres_problem:
-        pytest.skip(postgres_problem)
-    yield from _pg_schema()
-
-
-@pytest.fixture
-def ledger(target: Target) -> Iterator[Ledger]:
-    opened = target.open()
-    yield opened
-    opened.close()
 
 
 def run_together(count: int, work: Callable[[int], T]) -> list[T | BaseException]:

@@ -20,8 +20,9 @@ from generia_pipelines.clients.platform import CharacterClient, MediaClient
 from generia_pipelines.clients.records import MediaType
 from generia_pipelines.clients.upload import PresignedUploader
 from generia_pipelines.generation.planning import post_key
-from generia_pipelines.ledger import Ledger, Stage
+from generia_pipelines.ledger import Holder, Ledger, Stage
 from generia_pipelines.local.stack import ThreadedStack
+from generia_pipelines.units.session import ClaimSession
 
 WORLD = "dead-urls"
 DAY = date(2026, 11, 20)
@@ -53,10 +54,12 @@ async def test_a_failed_upload_is_not_replayed_with_its_dead_urls(
             )
             uploader = PresignedUploader(media, http, backoff_initial_s=0.01)
             resource: Any = SimpleNamespace(uploader=uploader, client=media)
+            claims = ClaimSession(ledger, Holder.new("test-run"))
             work = WorldWork(
-                WORLD, DAY.isoformat(), Budget(None, None, None), ledger, media=resource
+                WORLD, DAY.isoformat(), Budget(None, None, None), ledger, claims, media=resource
             )
             key = post_key(WORLD, DAY, 0)
+            assert await claims.acquire(key)
             ledger.record_text(key, {"value": {}}, character_id=author.id)
             ledger.record_image(key, _png(), {"extension": ".png"}, 0.0006)
             image = ledger.load_image(key)
