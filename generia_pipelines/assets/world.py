@@ -1,6 +1,5 @@
 """World setup assets (partitioned by world): the brief, the characters, their avatars."""
 
-import asyncio
 import json
 from typing import Any
 
@@ -17,35 +16,25 @@ from dagster import (
 
 from generia_pipelines import checks
 from generia_pipelines.catalog import WorldSpec
-from generia_pipelines.clients.records import MediaType
-from generia_pipelines.clients.text.base import stable_seed
-from generia_pipelines.generation.planning import (
-    CHARACTERS,
-    avatar_key,
-    brief_key,
-    character_key,
-    plan_character_batches,
-)
-from generia_pipelines.generation.prompts import (
-    render_avatar_prompt,
-    render_character_batch,
-    render_character_detail,
-    render_world_brief,
-)
-from generia_pipelines.generation.schemas import (
-    AvatarPrompt,
-    CharacterBatchPlan,
-    CharacterConcept,
-    CharacterProfile,
-    WorldBrief,
-)
-from generia_pipelines.ledger import Ledger, Stage, Unit
+from generia_pipelines.generation.planning import CHARACTERS, avatar_key, brief_key
+from generia_pipelines.generation.prompts import render_world_brief
+from generia_pipelines.generation.schemas import WorldBrief
+from generia_pipelines.ledger import Ledger, Stage
 from generia_pipelines.partitions import validate_world_key, worlds_partitions
 from generia_pipelines.resources.catalog import CatalogResource
 from generia_pipelines.resources.grpc import CharacterResource, MediaResource, WorldResource
 from generia_pipelines.resources.ledger import LedgerResource
 from generia_pipelines.resources.runware import RunwareResource
 from generia_pipelines.resources.text import TextGenerationResource
+from generia_pipelines.units.cast import (
+    AVATARS,
+    PROFILES,
+    Cast,
+    character_profile,
+    created_characters,
+    make_cast,
+    unit_done,
+)
 
 from .common import (
     GROUP,
@@ -53,21 +42,16 @@ from .common import (
     RUNWARE_POOL,
     TEXT_POOL,
     Outcome,
-    Stages,
-    Tally,
-    WorldWork,
-    create_remote,
     fail_fast_on_bad_input,
-    fan_out,
     image_gallery,
     run_partition_key,
+    stages_failure,
     table_md,
+    unit_work,
     variant_url,
 )
 
-#: Planning rounds per materialization: a model that plans fewer characters than asked gets
-#: asked again for the rest, a bounded number of times.
-PLAN_ROUNDS = 3
+__all__ = ["character_profile", "created_characters", "stored_brief", "world_brief"]
 
 
 async def world_spec(
@@ -84,27 +68,12 @@ def stored_brief(ledger: Ledger, world_id: str) -> WorldBrief:
     return WorldBrief.model_validate(unit.payload["value"])
 
 
-def _unit_done(book: Ledger, key: str) -> bool:
-    unit = book.get(key)
-    return unit is not None and unit.done
-
-
 def _params(raw: str | None) -> dict[str, Any]:
     try:
         value = json.loads(raw or "{}")
     except json.JSONDecodeError:
         return {}
     return value if isinstance(value, dict) else {}
-
-
-def character_profile(unit: Unit) -> CharacterProfile:
-    assert unit.payload is not None
-    return CharacterProfile.model_validate(unit.payload["profile"])
-
-
-def created_characters(ledger: Ledger, world_id: str) -> list[Unit]:
-    """The world's characters that exist on the platform, in slot order."""
-    return [u for u in ledger.units(world_id, CHARACTERS) if u.done and u.character_id]
 
 
 @asset(
@@ -128,8 +97,8 @@ async def world_brief(
     key = brief_key(spec.id)
     pushed = False
     async with ledger.claims(context.run.run_id, context.log) as claims:
-        work = WorldWork(spec.id, "", spec.setup_budget(), book, claims, text=text)
-        if await claims.acquire(key, finished=lambda: _unit_done(book, key)):
+        work = unit_work(spec.id, "", spec.setup_budget(), book, claims, text=text)
+        if await claims.acquire(key, finished=lambda: unit_done(book, key)):
             brief, outcome = await work.text_for(key, WorldBrief, render_world_brief(spec))
             unit = book.get(key)
             if world.configured and unit is not None and not unit.done:
@@ -163,214 +132,9 @@ async def world_brief(
 
 
 CHARACTERS_ASSET, AVATARS_ASSET = AssetKey("characters"), AssetKey("character_avatars")
-PROFILES = "profiles"
-STAGE_NAMES = {
-    PROFILES: "character profiles",
-    CHARACTERS_ASSET: "characters",
-    AVATARS_ASSET: "avatars",
-}
 
 
-class Cast:
-    """One world's characters and avatars in the making: each character goes profile →
-    CreateCharacter → avatar prompt → image → upload → attach on its own."""
-
-    def __init__(
-        self,
-        context: AssetExecutionContext,
-        spec: WorldSpec,
-        brief: WorldBrief,
-        work: WorldWork,
-        character: CharacterResource,
-    ) -> None:
-        self.context, self.spec, self.brief, self.work = context, spec, brief, work
-        self.book = work.ledger
-        self.character = character
-        self.selected = set(context.selected_asset_keys)
-        self.stages = Stages(STAGE_NAMES)
-
-    async def profile(self, slot: int, concept: CharacterConcept) -> Outcome:
-        key = character_key(self.spec.id, slot)
-        if not await self.work.claims.acquire(key, finished=lambda: self._profiled(key)):
-            return Outcome.REUSED
-        current = self.book.get(key)
-        if current is not None and current.reached(Stage.TEXT_DONE):
-            return Outcome.REUSED
-        profile = await self.work.generate_text(
-            key, CharacterProfile, render_character_detail(self.spec, self.brief, concept)
-        )
-        self.book.record_text(
-            key,
-            {
-                "concept": concept.model_dump(mode="json"),
-                "profile": profile.model_dump(mode="json"),
-            },
-        )
-        return Outcome.CREATED
-
-    def _profiled(self, key: str) -> bool:
-        unit = self.book.get(key)
-        return unit is not None and unit.reached(Stage.TEXT_DONE)
-
-    async def create(self, unit: Unit) -> Outcome:
-        """CreateCharacter with the profile as meta, once."""
-        if not await self.work.claims.acquire(
-            unit.key, finished=lambda: _unit_done(self.book, unit.key)
-        ):
-            return Outcome.REUSED
-        unit = self.book.get(unit.key) or unit
-        if unit.done:
-            return Outcome.REUSED
-        profile = character_profile(unit)
-        assert unit.payload is not None
-        meta = {
-            **profile.model_dump(mode="json"),
-            "role": unit.payload["concept"].get("role", ""),
-            "source": "generia_pipelines",
-            "unit_key": unit.key,
-        }
-        client = self.character.client
-
-        async def call() -> str:
-            made = await client.create_ai_character(
-                self.spec.id, profile.display_name, meta=meta, idempotency_key=unit.key
-            )
-            return made.id
-
-        await create_remote(
-            unit,
-            "character",
-            call,
-            book=self.book,
-            client=client,
-            honoured=self.character.honours_idempotency,
-            log=self.context.log,
-            claims=self.work.claims,
-        )
-        return Outcome.CREATED
-
-    async def avatar(self, person: Unit) -> Outcome:
-        """Prompt → image → presign (its own id) → PUT → confirm → UpdateCharacter, once."""
-        spec, book = self.spec, self.book
-        character_id = str(person.character_id)
-        key = avatar_key(spec.id, character_id)
-        if not await self.work.claims.acquire(key, finished=lambda: _unit_done(book, key)):
-            return Outcome.REUSED
-        unit = book.get(key)
-        if unit is not None and unit.done:
-            return Outcome.REUSED
-        if unit is not None and unit.reached(Stage.CONFIRMED) and unit.media_id:
-            # Confirmed before, the attach failed: attach that media (its bytes are gone).
-            media_id, url = unit.media_id, variant_url(unit, "medium")
-        else:
-            profile = character_profile(person)
-            prompt, _ = await self.work.text_for(
-                key, AvatarPrompt, render_avatar_prompt(spec, self.brief, profile)
-            )
-            image, _ = await self.work.image_for(key, prompt.prompt, stable_seed(key))
-            unit = book.get(key)
-            if unit is None:  # pragma: no cover - image_for just wrote it
-                raise RuntimeError(f"{key} vanished from the ledger")
-            confirmed = await self.work.upload_and_confirm(
-                unit, image, character_id, MediaType.CHARACTER_AVATAR
-            )
-            media_id, url = confirmed.media_id, confirmed.url("medium")
-        self.work.claims.ensure(key)
-        await self.character.client.update_character(
-            character_id,
-            avatar_media_id=media_id,
-            avatar_url=url,
-            world_id=spec.id,
-            idempotency_key=f"{key}/attach",
-        )
-        book.record_created(key, media_id)
-        return Outcome.CREATED
-
-    async def settle(self, slot: int) -> Outcome:
-        """A character with its profile: created, then given its avatar (as selected)."""
-        key = character_key(self.spec.id, slot)
-        unit = self.book.get(key)
-        assert unit is not None
-        if CHARACTERS_ASSET in self.selected and not unit.done:
-            await self.stages.run(CHARACTERS_ASSET, key, self.create(unit))
-            unit = self.book.get(key) or unit
-        if AVATARS_ASSET in self.selected and unit.done and unit.character_id:
-            await self.stages.run(
-                AVATARS_ASSET, avatar_key(self.spec.id, str(unit.character_id)), self.avatar(unit)
-            )
-        return Outcome.CREATED
-
-    async def profile_and_settle(self, pair: tuple[int, CharacterConcept]) -> Outcome:
-        slot, concept = pair
-        await self.stages.run(
-            PROFILES, character_key(self.spec.id, slot), self.profile(slot, concept)
-        )
-        return await self.settle(slot)
-
-
-async def plan_and_settle(cast: Cast, width: int) -> None:
-    """Plan the missing characters batch by batch and settle each as soon as it is profiled.
-
-    Each plan sees the ones before it, so plans form a chain; a batch's characters need only
-    its own plan, so they are profiled, created and given avatars while the next batch is
-    being planned. Characters profiled in an earlier run are settled at once.
-    """
-    spec, book, log = cast.spec, cast.book, cast.context.log
-
-    def key_of(slot: int) -> str:
-        return character_key(spec.id, slot)
-
-    def all_profiled() -> bool:
-        units = {u.slot_number: u for u in book.units(spec.id, CHARACTERS)}
-        return all(units[s].reached(Stage.TEXT_DONE) for s in range(spec.characters))
-
-    if not all_profiled():
-        # One planner per world at a time: two would plan the same slots twice.
-        await cast.work.claims.acquire(f"plan/{CHARACTERS}/{spec.id}", finished=all_profiled)
-    for round_no in range(PLAN_ROUNDS):
-        units = {u.slot_number: u for u in book.units(spec.id, CHARACTERS)}
-        earlier = [
-            CharacterConcept.model_validate(u.payload["concept"])
-            for u in units.values()
-            if u.reached(Stage.TEXT_DONE) and u.payload
-        ]
-        ready = [s for s in range(spec.characters) if units[s].reached(Stage.TEXT_DONE)]
-        missing = [s for s in range(spec.characters) if s not in ready]
-        tasks: list[asyncio.Task[Tally]] = []
-        if round_no == 0 and ready:
-            settle = fan_out(ready, key_of, cast.settle, limit=width, log=log, what="characters")
-            tasks.append(asyncio.create_task(settle))
-        try:
-            for batch in plan_character_batches(missing) if missing else []:
-                await cast.work.claims.acquire(key_of(batch[0]))  # the plan call is billed to it
-                plan = await cast.work.generate_text(
-                    key_of(batch[0]),
-                    CharacterBatchPlan,
-                    render_character_batch(spec, cast.brief, len(batch), earlier),
-                )
-                taken = {c.display_name.casefold() for c in earlier}
-                fresh = [c for c in plan.characters if c.display_name.casefold() not in taken]
-                pairs = list(zip(batch, fresh, strict=False))
-                earlier.extend(concept for _, concept in pairs)
-                made = fan_out(
-                    pairs,
-                    lambda pair: key_of(pair[0]),
-                    cast.profile_and_settle,
-                    limit=width,
-                    log=log,
-                    what="characters",
-                )
-                tasks.append(asyncio.create_task(made))
-        finally:  # a failed plan still lets the characters in flight land in the ledger
-            done = await asyncio.gather(*tasks, return_exceptions=True)
-        for outcome in done:
-            if isinstance(outcome, BaseException):
-                raise outcome
-        if not missing or not cast.stages.ok(PROFILES):
-            return
-
-
-async def make_cast(
+async def make_characters(
     context: AssetExecutionContext,
     catalog: CatalogResource,
     world: WorldResource,
@@ -385,56 +149,45 @@ async def make_cast(
     spec = await world_spec(context, catalog, world)
     book = ledger.ledger
     brief = stored_brief(book, spec.id)
+    selected = set(context.selected_asset_keys)
     async with ledger.claims(context.run.run_id, context.log) as claims:
-        work = WorldWork(
+        work = unit_work(
             spec.id, "", spec.setup_budget(), book, claims, text=text, runware=runware, media=media
         )
-        cast = Cast(context, spec, brief, work, character)
-        return await _make_cast(cast, text, runware)
-
-
-async def _make_cast(
-    cast: Cast, text: TextGenerationResource, runware: RunwareResource
-) -> tuple[list[MaterializeResult], Failure | None]:
-    context, spec, book = cast.context, cast.spec, cast.book
-    book.plan(character_key(spec.id, slot) for slot in range(spec.characters))
-    # The text and Runware clients bound their own calls; this many characters in flight
-    # keeps both busy and lets uploads and attaching overlap the next images.
-    width = text.max_concurrency + runware.concurrency
-    if CHARACTERS_ASSET in cast.selected:
-        await plan_and_settle(cast, width)
-    else:
-        people = [u.slot_number or 0 for u in created_characters(book, spec.id)]
-        await fan_out(
-            people,
-            lambda slot: character_key(spec.id, slot),
-            cast.settle,
-            limit=width,
-            log=context.log,
-            what="avatars",
+        cast = Cast(
+            spec,
+            brief,
+            work,
+            character.client,
+            honours_idempotency=character.honours_idempotency,
+            make_characters=CHARACTERS_ASSET in selected,
+            make_avatars=AVATARS_ASSET in selected,
         )
-    results: list[MaterializeResult] = []
-    failure = cast.stages.failure()
-    if CHARACTERS_ASSET in cast.selected:
-        if not cast.stages.ok(PROFILES, CHARACTERS_ASSET):
-            return results, failure
-        units = book.units(spec.id, CHARACTERS)
-        made = [u for u in units if u.done and (u.slot_number or 0) < spec.characters]
-        if len(made) < spec.characters:
-            return results, failure or Failure(
-                f"only {len(made)} of {spec.characters} characters could be planned for "
-                f"{spec.id}; the next run plans the rest"
-            )
-        results.append(characters_result(cast))
-    if AVATARS_ASSET in cast.selected and cast.stages.ok(AVATARS_ASSET):
-        results.append(await avatars_result(cast))
-    return results, failure
+        # The text and Runware clients bound their own calls; this many characters in
+        # flight keeps both busy and lets uploads and attaching overlap the next images.
+        await make_cast(cast, width=text.max_concurrency + runware.concurrency)
+        results: list[MaterializeResult] = []
+        failure = stages_failure(cast.stages)
+        if cast.make_characters:
+            if not cast.stages.ok(PROFILES, CHARACTERS):
+                return results, failure
+            units = book.units(spec.id, CHARACTERS)
+            made = [u for u in units if u.done and (u.slot_number or 0) < spec.characters]
+            if len(made) < spec.characters:
+                return results, failure or Failure(
+                    f"only {len(made)} of {spec.characters} characters could be planned for "
+                    f"{spec.id}; the next run plans the rest"
+                )
+            results.append(characters_result(cast))
+        if cast.make_avatars and cast.stages.ok(AVATARS):
+            results.append(await avatars_result(cast))
+        return results, failure
 
 
 def characters_result(cast: Cast) -> MaterializeResult:
     spec, book = cast.spec, cast.book
     existing = created_characters(book, spec.id)
-    tally = cast.stages.tallies[CHARACTERS_ASSET]
+    tally = cast.stages.tallies[CHARACTERS]
     return MaterializeResult(
         asset_key=CHARACTERS_ASSET,
         check_results=[
@@ -475,13 +228,13 @@ async def avatars_result(cast: Cast) -> MaterializeResult:
         if a is not None
     ]
     verdict = await checks.avatars_confirmed(
-        people, book, keys, cast.character.client, spec.id, asset=AVATARS_ASSET
+        people, book, keys, cast.characters, spec.id, asset=AVATARS_ASSET
     )
     return MaterializeResult(
         asset_key=AVATARS_ASSET,
         check_results=[verdict],
         metadata={
-            **cast.stages.tallies[AVATARS_ASSET].metadata(),
+            **cast.stages.tallies[AVATARS].metadata(),
             "avatars_total": sum(1 for a in avatars if a is not None and a.done),
             "cost_usd": round(book.cost(spec.id, kind="avatars"), 6),
             "previews": image_gallery(shown),
@@ -534,7 +287,7 @@ async def world_characters(
 ):  # no return annotation: Dagster reads one as the outputs' types
     """The world's characters and their avatars, each avatar begun as soon as its character
     exists (one step, so avatars need not wait for the last character)."""
-    results, failure = await fail_fast_on_bad_input(make_cast)(
+    results, failure = await fail_fast_on_bad_input(make_characters)(
         context, catalog, world, character, media, runware, text, ledger
     )
     for result in results:

@@ -133,8 +133,14 @@ class ClaimStore(UnitStore):
                 )
             taken = self._upsert_lease(conn, key, holder, now, ttl_s)
             if taken is None:
-                assert before is not None
-                return Claim(key, False, str(before.run_id), as_utc(before.expires_at) or now)
+                # Another holder's live lease; read it again, since on PostgreSQL it may
+                # have been inserted by a concurrent claim after our first look.
+                current = conn.execute(
+                    sa.select(_L.c.run_id, _L.c.expires_at).where(_L.c.lease_key == key)
+                ).one_or_none()
+                if current is None:  # released meanwhile: the next claim may take it
+                    return Claim(key, False, "unknown", now)
+                return Claim(key, False, str(current.run_id), as_utc(current.expires_at) or now)
             took_over = None
             if before is not None and before.holder != holder.token:
                 took_over = str(before.run_id)

@@ -187,3 +187,11 @@ def json_object(value: Mapping[str, Any], what: str) -> dict[str, Any]:
     except (TypeError, ValueError) as exc:
         raise TypeError(f"{what} must be JSON-serialisable: {exc}") from None
     return decoded
+
+
+def variant_url(unit: Unit, name: str = "medium") -> str:
+    """A confirmed unit's image URL (the named variant, else the first)."""
+    for variant in unit.variants:
+        if variant.get("name") == name:
+            return str(variant.get("url", ""))
+    return str(unit.variants[0].get("url", "")) if unit.variants else ""

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from ledger_targets import Target
@@ -26,13 +27,15 @@ KEY = post_key(WORLD, DAY, 0)
 OPEN = Budget(None, None, None)
 
 
-def _claim_in_process(url: str, schema: str | None, key: str, start: float, out: object) -> None:
+def _claim_in_process(
+    url: str, schema: str | None, key: str, start: Any, out: Any, finish: Any
+) -> None:
     ledger = Ledger(url, schema=schema)
     holder = Holder.new(f"run-{os.getpid()}")
-    while time.time() < start:
-        time.sleep(0.001)
+    start.wait(timeout=60)  # every process is ready: claim at the same instant
     claim = ledger.claim(key, holder, ttl_s=30)
-    out.put((os.getpid(), claim.held))  # type: ignore[attr-defined]
+    out.put((os.getpid(), claim.held))
+    finish.wait(timeout=60)  # stay alive: a dead holder's lease is rightly taken over
     ledger.close()
 
 
@@ -40,17 +43,21 @@ def test_one_process_of_many_wins_a_unit(target: Target) -> None:
     """Six processes claim the same unit at the same instant: exactly one holds it."""
     target.open().close()  # create the tables once
     ctx = multiprocessing.get_context("spawn")
-    out = ctx.Queue()
-    start = time.time() + 3.0
+    out, start, finish = ctx.Queue(), ctx.Barrier(6), ctx.Event()
     procs = [
-        ctx.Process(target=_claim_in_process, args=(target.url, target.schema, KEY, start, out))
+        ctx.Process(
+            target=_claim_in_process, args=(target.url, target.schema, KEY, start, out, finish)
+        )
         for _ in range(6)
     ]
     for proc in procs:
         proc.start()
-    results = [out.get(timeout=60) for _ in procs]
-    for proc in procs:
-        proc.join(timeout=30)
+    try:
+        results = [out.get(timeout=90) for _ in procs]
+    finally:
+        finish.set()
+        for proc in procs:
+            proc.join(timeout=30)
     assert sum(held for _, held in results) == 1, results
 
 

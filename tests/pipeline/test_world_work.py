@@ -1,18 +1,16 @@
-"""WorldWork's upload step against a real local stack, outside Dagster."""
+"""UnitWork's upload step against a real local stack, outside Dagster."""
 
 from __future__ import annotations
 
 import io
 from datetime import date
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import httpx
 import pytest
 from PIL import Image
 
-from generia_pipelines.assets.common import WorldWork
 from generia_pipelines.budget import Budget
 from generia_pipelines.clients.errors import UploadError
 from generia_pipelines.clients.grpc_base import ChannelSettings
@@ -23,6 +21,7 @@ from generia_pipelines.generation.planning import post_key
 from generia_pipelines.ledger import Holder, Ledger, Stage
 from generia_pipelines.local.stack import ThreadedStack
 from generia_pipelines.units.session import ClaimSession
+from generia_pipelines.units.work import UnitWork
 
 WORLD = "dead-urls"
 DAY = date(2026, 11, 20)
@@ -53,10 +52,15 @@ async def test_a_failed_upload_is_not_replayed_with_its_dead_urls(
                 WORLD, "Ada", idempotency_key=f"characters/{WORLD}/0"
             )
             uploader = PresignedUploader(media, http, backoff_initial_s=0.01)
-            resource: Any = SimpleNamespace(uploader=uploader, client=media)
             claims = ClaimSession(ledger, Holder.new("test-run"))
-            work = WorldWork(
-                WORLD, DAY.isoformat(), Budget(None, None, None), ledger, claims, media=resource
+            work = UnitWork(
+                WORLD,
+                DAY.isoformat(),
+                Budget(None, None, None),
+                ledger,
+                claims,
+                media=media,
+                uploader=uploader,
             )
             key = post_key(WORLD, DAY, 0)
             assert await claims.acquire(key)

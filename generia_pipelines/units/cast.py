@@ -1,0 +1,279 @@
+"""A world's cast in the making: each character goes profile → CreateCharacter → avatar
+prompt → image → upload → attach on its own, under its lease; no Dagster in here.
+
+Characters are planned in batches of at most 10, each plan seeing the ones before it, by
+one planner per world at a time (a lease on ``plan/characters/{world}``); a batch's
+characters are profiled, created and given avatars while the next batch is planned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from generia_pipelines.catalog import WorldSpec
+from generia_pipelines.clients.platform import CharacterClient
+from generia_pipelines.clients.records import MediaType
+from generia_pipelines.clients.text.base import stable_seed
+from generia_pipelines.generation.planning import plan_character_batches
+from generia_pipelines.generation.prompts import (
+    render_avatar_prompt,
+    render_character_batch,
+    render_character_detail,
+)
+from generia_pipelines.generation.schemas import (
+    AvatarPrompt,
+    CharacterBatchPlan,
+    CharacterConcept,
+    CharacterProfile,
+    WorldBrief,
+)
+from generia_pipelines.ledger import Ledger, Stage, Unit
+from generia_pipelines.units.fanout import Outcome, Stages, Tally, fan_out
+from generia_pipelines.units.keys import CHARACTERS, avatar_key, character_key
+from generia_pipelines.units.model import variant_url
+from generia_pipelines.units.work import UnitWork, create_remote
+
+#: Planning rounds per materialization: a model that plans fewer characters than asked gets
+#: asked again for the rest, a bounded number of times.
+PLAN_ROUNDS = 3
+PROFILES, AVATARS = "profiles", "character_avatars"
+STAGE_NAMES = {PROFILES: "character profiles", CHARACTERS: "characters", AVATARS: "avatars"}
+
+
+def unit_done(book: Ledger, key: str) -> bool:
+    unit = book.get(key)
+    return unit is not None and unit.done
+
+
+def character_profile(unit: Unit) -> CharacterProfile:
+    """The profile a character unit was created from."""
+    if unit.payload is None or "profile" not in unit.payload:
+        raise ValueError(f"{unit.key} has no profile yet")
+    return CharacterProfile.model_validate(unit.payload["profile"])
+
+
+def created_characters(ledger: Ledger, world_id: str) -> list[Unit]:
+    """The world's characters that exist on the platform, in slot order."""
+    return [u for u in ledger.units(world_id, CHARACTERS) if u.done and u.character_id]
+
+
+class Cast:
+    """One world's characters and avatars in the making: each character goes profile →
+    CreateCharacter → avatar prompt → image → upload → attach on its own."""
+
+    def __init__(
+        self,
+        spec: WorldSpec,
+        brief: WorldBrief,
+        work: UnitWork,
+        characters: CharacterClient,
+        *,
+        honours_idempotency: bool,
+        make_characters: bool = True,
+        make_avatars: bool = True,
+    ) -> None:
+        self.spec, self.brief, self.work = spec, brief, work
+        self.book = work.ledger
+        self.characters = characters
+        self.honours_idempotency = honours_idempotency
+        self.make_characters, self.make_avatars = make_characters, make_avatars
+        self.stages = Stages(STAGE_NAMES)
+
+    async def profile(self, slot: int, concept: CharacterConcept) -> Outcome:
+        key = character_key(self.spec.id, slot)
+        if not await self.work.claims.acquire(key, finished=lambda: self._profiled(key)):
+            return Outcome.REUSED
+        current = self.book.get(key)
+        if current is not None and current.reached(Stage.TEXT_DONE):
+            return Outcome.REUSED
+        profile = await self.work.generate_text(
+            key, CharacterProfile, render_character_detail(self.spec, self.brief, concept)
+        )
+        self.book.record_text(
+            key,
+            {
+                "concept": concept.model_dump(mode="json"),
+                "profile": profile.model_dump(mode="json"),
+            },
+        )
+        return Outcome.CREATED
+
+    def _profiled(self, key: str) -> bool:
+        unit = self.book.get(key)
+        return unit is not None and unit.reached(Stage.TEXT_DONE)
+
+    async def create(self, unit: Unit) -> Outcome:
+        """CreateCharacter with the profile as meta, once."""
+        if not await self.work.claims.acquire(
+            unit.key, finished=lambda: unit_done(self.book, unit.key)
+        ):
+            return Outcome.REUSED
+        unit = self.book.get(unit.key) or unit
+        if unit.done:
+            return Outcome.REUSED
+        profile = character_profile(unit)
+        concept = (unit.payload or {}).get("concept") or {}
+        meta = {
+            **profile.model_dump(mode="json"),
+            "role": concept.get("role", ""),
+            "source": "generia_pipelines",
+            "unit_key": unit.key,
+        }
+        client = self.characters
+
+        async def call() -> str:
+            made = await client.create_ai_character(
+                self.spec.id, profile.display_name, meta=meta, idempotency_key=unit.key
+            )
+            return made.id
+
+        await create_remote(
+            unit,
+            "character",
+            call,
+            book=self.book,
+            client=client,
+            honoured=self.honours_idempotency,
+            log=self.work.log,
+            claims=self.work.claims,
+        )
+        return Outcome.CREATED
+
+    async def avatar(self, person: Unit) -> Outcome:
+        """Prompt → image → presign (its own id) → PUT → confirm → UpdateCharacter, once."""
+        spec, book = self.spec, self.book
+        character_id = str(person.character_id)
+        key = avatar_key(spec.id, character_id)
+        if not await self.work.claims.acquire(key, finished=lambda: unit_done(book, key)):
+            return Outcome.REUSED
+        unit = book.get(key)
+        if unit is not None and unit.done:
+            return Outcome.REUSED
+        if unit is not None and unit.reached(Stage.CONFIRMED) and unit.media_id:
+            # Confirmed before, the attach failed: attach that media (its bytes are gone).
+            media_id, url = unit.media_id, variant_url(unit, "medium")
+        else:
+            profile = character_profile(person)
+            prompt, _ = await self.work.text_for(
+                key, AvatarPrompt, render_avatar_prompt(spec, self.brief, profile)
+            )
+            image, _ = await self.work.image_for(key, prompt.prompt, stable_seed(key))
+            unit = book.get(key)
+            if unit is None:  # pragma: no cover - image_for just wrote it
+                raise RuntimeError(f"{key} vanished from the ledger")
+            confirmed = await self.work.upload_and_confirm(
+                unit, image, character_id, MediaType.CHARACTER_AVATAR
+            )
+            media_id, url = confirmed.media_id, confirmed.url("medium")
+        self.work.claims.ensure(key)
+        await self.characters.update_character(
+            character_id,
+            avatar_media_id=media_id,
+            avatar_url=url,
+            world_id=spec.id,
+            idempotency_key=f"{key}/attach",
+        )
+        book.record_created(key, media_id)
+        return Outcome.CREATED
+
+    async def settle(self, slot: int) -> Outcome:
+        """A character with its profile: created, then given its avatar (as selected)."""
+        key = character_key(self.spec.id, slot)
+        unit = self.book.get(key)
+        if unit is None:  # pragma: no cover - planned before any settling
+            raise RuntimeError(f"{key} is not in the ledger")
+        if self.make_characters and not unit.done:
+            await self.stages.run(CHARACTERS, key, self.create(unit))
+            unit = self.book.get(key) or unit
+        if self.make_avatars and unit.done and unit.character_id:
+            await self.stages.run(
+                AVATARS, avatar_key(self.spec.id, str(unit.character_id)), self.avatar(unit)
+            )
+        return Outcome.CREATED
+
+    async def profile_and_settle(self, pair: tuple[int, CharacterConcept]) -> Outcome:
+        slot, concept = pair
+        await self.stages.run(
+            PROFILES, character_key(self.spec.id, slot), self.profile(slot, concept)
+        )
+        return await self.settle(slot)
+
+
+async def plan_and_settle(cast: Cast, width: int) -> None:
+    """Plan the missing characters batch by batch and settle each as soon as it is profiled.
+
+    Each plan sees the ones before it, so plans form a chain; a batch's characters need only
+    its own plan, so they are profiled, created and given avatars while the next batch is
+    being planned. Characters profiled in an earlier run are settled at once.
+    """
+    spec, book, log = cast.spec, cast.book, cast.work.log
+
+    def key_of(slot: int) -> str:
+        return character_key(spec.id, slot)
+
+    def all_profiled() -> bool:
+        units = {u.slot_number: u for u in book.units(spec.id, CHARACTERS)}
+        return all(units[s].reached(Stage.TEXT_DONE) for s in range(spec.characters))
+
+    if not all_profiled():
+        # One planner per world at a time: two would plan the same slots twice.
+        await cast.work.claims.acquire(f"plan/{CHARACTERS}/{spec.id}", finished=all_profiled)
+    for round_no in range(PLAN_ROUNDS):
+        units = {u.slot_number: u for u in book.units(spec.id, CHARACTERS)}
+        earlier = [
+            CharacterConcept.model_validate(u.payload["concept"])
+            for u in units.values()
+            if u.reached(Stage.TEXT_DONE) and u.payload
+        ]
+        ready = [s for s in range(spec.characters) if units[s].reached(Stage.TEXT_DONE)]
+        missing = [s for s in range(spec.characters) if s not in ready]
+        tasks: list[asyncio.Task[Tally]] = []
+        if round_no == 0 and ready:
+            settle = fan_out(ready, key_of, cast.settle, limit=width, log=log, what="characters")
+            tasks.append(asyncio.create_task(settle))
+        try:
+            for batch in plan_character_batches(missing) if missing else []:
+                await cast.work.claims.acquire(key_of(batch[0]))  # the plan call is billed to it
+                plan = await cast.work.generate_text(
+                    key_of(batch[0]),
+                    CharacterBatchPlan,
+                    render_character_batch(spec, cast.brief, len(batch), earlier),
+                )
+                taken = {c.display_name.casefold() for c in earlier}
+                fresh = [c for c in plan.characters if c.display_name.casefold() not in taken]
+                pairs = list(zip(batch, fresh, strict=False))
+                earlier.extend(concept for _, concept in pairs)
+                made = fan_out(
+                    pairs,
+                    lambda pair: key_of(pair[0]),
+                    cast.profile_and_settle,
+                    limit=width,
+                    log=log,
+                    what="characters",
+                )
+                tasks.append(asyncio.create_task(made))
+        finally:  # a failed plan still lets the characters in flight land in the ledger
+            done = await asyncio.gather(*tasks, return_exceptions=True)
+        for outcome in done:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        if not missing or not cast.stages.ok(PROFILES):
+            return
+
+
+async def make_cast(cast: Cast, width: int) -> None:
+    """Every selected stage for every character of the world (``width`` in flight)."""
+    spec, book = cast.spec, cast.book
+    book.plan(character_key(spec.id, slot) for slot in range(spec.characters))
+    if cast.make_characters:
+        await plan_and_settle(cast, width)
+        return
+    people = [u.slot_number or 0 for u in created_characters(book, spec.id)]
+    await fan_out(
+        people,
+        lambda slot: character_key(spec.id, slot),
+        cast.settle,
+        limit=width,
+        log=cast.work.log,
+        what="avatars",
+    )
