@@ -99,9 +99,8 @@ async def world_brief(
     async with ledger.claims(context.run.run_id, context.log) as claims:
         work = unit_work(spec.id, "", spec.setup_budget(), book, claims, text=text)
         if await claims.acquire(key, finished=lambda: unit_done(book, key)):
-            brief, outcome = await work.text_for(key, WorldBrief, render_world_brief(spec))
-            unit = book.get(key)
-            if world.configured and unit is not None and not unit.done:
+            brief, outcome, unit = await work.text_for(key, WorldBrief, render_world_brief(spec))
+            if world.configured and not unit.done:
                 # Merge into the world's params: other keys belong to the platform.
                 claims.ensure(key)
                 current = await world.client.get_world(spec.id)

@@ -28,7 +28,7 @@ from generia_pipelines.generation.schemas import (
     WorldBrief,
 )
 from generia_pipelines.ledger import Ledger, Stage, Unit
-from generia_pipelines.units.fanout import Outcome, Stages, Tally, fan_out
+from generia_pipelines.units.fanout import Outcome, Stages, Step, Tally, fan_out
 from generia_pipelines.units.keys import CHARACTERS, avatar_key, character_key
 from generia_pipelines.units.model import variant_url
 from generia_pipelines.units.work import UnitWork, create_remote
@@ -79,38 +79,39 @@ class Cast:
         self.make_characters, self.make_avatars = make_characters, make_avatars
         self.stages = Stages(STAGE_NAMES)
 
-    async def profile(self, slot: int, concept: CharacterConcept) -> Outcome:
+    async def profile(self, slot: int, concept: CharacterConcept) -> Step:
+        """The character's profile from its planned concept, once."""
         key = character_key(self.spec.id, slot)
-        if not await self.work.claims.acquire(key, finished=lambda: self._profiled(key)):
-            return Outcome.REUSED
+        acquired = await self.work.claims.acquire(key, finished=lambda: self._profiled(key))
         current = self.book.get(key)
-        if current is not None and current.reached(Stage.TEXT_DONE):
-            return Outcome.REUSED
+        if current is None:  # pragma: no cover - planned before any profiling
+            raise RuntimeError(f"{key} is not in the ledger")
+        if not acquired or current.reached(Stage.TEXT_DONE):
+            return Outcome.REUSED, current
         profile = await self.work.generate_text(
             key, CharacterProfile, render_character_detail(self.spec, self.brief, concept)
         )
-        self.book.record_text(
+        profiled = self.book.record_text(
             key,
             {
                 "concept": concept.model_dump(mode="json"),
                 "profile": profile.model_dump(mode="json"),
             },
         )
-        return Outcome.CREATED
+        return Outcome.CREATED, profiled
 
     def _profiled(self, key: str) -> bool:
         unit = self.book.get(key)
         return unit is not None and unit.reached(Stage.TEXT_DONE)
 
-    async def create(self, unit: Unit) -> Outcome:
+    async def create(self, unit: Unit) -> Step:
         """CreateCharacter with the profile as meta, once."""
-        if not await self.work.claims.acquire(
+        acquired = await self.work.claims.acquire(
             unit.key, finished=lambda: unit_done(self.book, unit.key)
-        ):
-            return Outcome.REUSED
-        unit = self.book.get(unit.key) or unit
-        if unit.done:
-            return Outcome.REUSED
+        )
+        unit = self.book.get(unit.key) or unit  # as it stands now that we hold it
+        if not acquired or unit.done:
+            return Outcome.REUSED, unit
         profile = character_profile(unit)
         concept = (unit.payload or {}).get("concept") or {}
         meta = {
@@ -127,7 +128,7 @@ class Cast:
             )
             return made.id
 
-        await create_remote(
+        created = await create_remote(
             unit,
             "character",
             call,
@@ -137,31 +138,28 @@ class Cast:
             log=self.work.log,
             claims=self.work.claims,
         )
-        return Outcome.CREATED
+        return Outcome.CREATED, created
 
-    async def avatar(self, person: Unit) -> Outcome:
+    async def avatar(self, person: Unit) -> Step:
         """Prompt → image → presign (its own id) → PUT → confirm → UpdateCharacter, once."""
         spec, book = self.spec, self.book
         character_id = str(person.character_id)
         key = avatar_key(spec.id, character_id)
-        if not await self.work.claims.acquire(key, finished=lambda: unit_done(book, key)):
-            return Outcome.REUSED
-        unit = book.get(key)
-        if unit is not None and unit.done:
-            return Outcome.REUSED
+        acquired = await self.work.claims.acquire(key, finished=lambda: unit_done(book, key))
+        unit = book.get(key)  # as it stands now that we hold it (None: never started)
+        if unit is not None and (unit.done or not acquired):
+            return Outcome.REUSED, unit
         if unit is not None and unit.reached(Stage.CONFIRMED) and unit.media_id:
             # Confirmed before, the attach failed: attach that media (its bytes are gone).
             media_id, url = unit.media_id, variant_url(unit, "medium")
         else:
             profile = character_profile(person)
-            prompt, _ = await self.work.text_for(
+            prompt, _, unit = await self.work.text_for(
                 key, AvatarPrompt, render_avatar_prompt(spec, self.brief, profile)
             )
             image, _ = await self.work.image_for(key, prompt.prompt, stable_seed(key))
-            unit = book.get(key)
-            if unit is None:  # pragma: no cover - image_for just wrote it
-                raise RuntimeError(f"{key} vanished from the ledger")
-            confirmed = await self.work.upload_and_confirm(
+            # The image changes none of what the upload resumes from (media id, attempts).
+            confirmed, unit = await self.work.upload_and_confirm(
                 unit, image, character_id, MediaType.CHARACTER_AVATAR
             )
             media_id, url = confirmed.media_id, confirmed.url("medium")
@@ -173,8 +171,7 @@ class Cast:
             world_id=spec.id,
             idempotency_key=f"{key}/attach",
         )
-        book.record_created(key, media_id)
-        return Outcome.CREATED
+        return Outcome.CREATED, book.record_created(key, media_id)
 
     async def settle(self, slot: int) -> Outcome:
         """A character with its profile: created, then given its avatar (as selected)."""
@@ -183,8 +180,7 @@ class Cast:
         if unit is None:  # pragma: no cover - planned before any settling
             raise RuntimeError(f"{key} is not in the ledger")
         if self.make_characters and not unit.done:
-            await self.stages.run(CHARACTERS, key, self.create(unit))
-            unit = self.book.get(key) or unit
+            unit = await self.stages.run(CHARACTERS, key, self.create(unit))
         if self.make_avatars and unit.done and unit.character_id:
             await self.stages.run(
                 AVATARS, avatar_key(self.spec.id, str(unit.character_id)), self.avatar(unit)

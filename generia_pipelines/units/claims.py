@@ -88,6 +88,8 @@ class ClaimStore(UnitStore):
     def _upsert_lease(
         self, conn: Connection, key: str, holder: Holder, now: datetime, ttl_s: float
     ) -> sa.Row[Any] | None:
+        """Take the lease if it is free, ours, or expired: one statement. Returns the row
+        (with the run it was taken from, if any), or None when another live holder has it."""
         values = {
             "lease_key": key,
             "holder": holder.token,
@@ -96,61 +98,72 @@ class ClaimStore(UnitStore):
             "pid": holder.pid,
             "expires_at": now + timedelta(seconds=ttl_s),
             "taken_at": now,
+            "previous_run": None,
         }
         insert = (sqlite.insert if conn.dialect.name == "sqlite" else postgresql.insert)(_L)
+        ours = _L.c.holder == insert.excluded.holder
+        update: dict[str, Any] = {
+            name: insert.excluded[name] for name in values if name != "lease_key"
+        }
+        # A renewal keeps when it was taken and from whom; a takeover records the run it
+        # replaced, so the caller can say so.
+        update["taken_at"] = sa.case((ours, _L.c.taken_at), else_=insert.excluded.taken_at)
+        update["previous_run"] = sa.case((ours, _L.c.previous_run), else_=_L.c.run_id)
         statement = (
             insert.values(**values)
             .on_conflict_do_update(
                 index_elements=[_L.c.lease_key],
-                set_={name: insert.excluded[name] for name in values if name != "lease_key"},
-                where=(_L.c.holder == holder.token) | (_L.c.expires_at <= now),
+                set_=update,
+                where=ours | (_L.c.expires_at <= now),
             )
-            .returning(_L.c.holder)
+            .returning(_L.c.taken_at, _L.c.previous_run)
         )
         return conn.execute(statement).one_or_none()
 
     def claim(self, key: str, holder: Holder, *, ttl_s: float) -> Claim:
-        """Take or renew the lease on ``key``; never works around a live lease of another."""
+        """Take or renew the lease on ``key``; never works around a live lease of another.
+
+        One statement when the unit is free, ours or expired. Otherwise the holder is read:
+        if its process on this host is gone, its lease is expired now, what it reserved is
+        no longer held, and the lease is taken.
+        """
         now = now_utc()
+        expires = now + timedelta(seconds=ttl_s)
         with self._transaction() as conn:
-            before = conn.execute(
+            taken = self._upsert_lease(conn, key, holder, now, ttl_s)
+            if taken is not None:
+                fresh = as_utc(taken.taken_at) == now and taken.previous_run is not None
+                return Claim(
+                    key, True, holder.run_id, expires, taken.previous_run if fresh else None
+                )
+            other = conn.execute(
                 sa.select(_L.c.holder, _L.c.run_id, _L.c.host, _L.c.pid, _L.c.expires_at).where(
                     _L.c.lease_key == key
                 )
             ).one_or_none()
+            if other is None:  # released meanwhile: the next claim may take it
+                return Claim(key, False, "unknown", now)
             dead = (
-                before is not None
-                and before.holder != holder.token
-                and before.host == holder.host
-                and before.pid != holder.pid
-                and not process_alive(int(before.pid))
+                other.host == holder.host
+                and other.pid != holder.pid
+                and not process_alive(int(other.pid))
             )
-            if dead and before is not None:  # its process is gone: expire it now
-                conn.execute(
-                    sa.update(_L)
-                    .where(_L.c.lease_key == key, _L.c.holder == before.holder)
-                    .values(expires_at=now)
-                )
-            taken = self._upsert_lease(conn, key, holder, now, ttl_s)
-            if taken is None:
-                # Another holder's live lease; read it again, since on PostgreSQL it may
-                # have been inserted by a concurrent claim after our first look.
-                current = conn.execute(
-                    sa.select(_L.c.run_id, _L.c.expires_at).where(_L.c.lease_key == key)
-                ).one_or_none()
-                if current is None:  # released meanwhile: the next claim may take it
-                    return Claim(key, False, "unknown", now)
-                return Claim(key, False, str(current.run_id), as_utc(current.expires_at) or now)
-            took_over = None
-            if before is not None and before.holder != holder.token:
-                took_over = str(before.run_id)
-                # The previous holder is dead or expired: what it reserved is not held.
-                conn.execute(
-                    sa.update(_R)
-                    .where(_R.c.holder == before.holder, _R.c.state == "reserved")
-                    .values(expires_at=now)
-                )
-        return Claim(key, True, holder.run_id, now + timedelta(seconds=ttl_s), took_over)
+            if not dead:
+                return Claim(key, False, str(other.run_id), as_utc(other.expires_at) or now)
+            conn.execute(
+                sa.update(_L)
+                .where(_L.c.lease_key == key, _L.c.holder == other.holder)
+                .values(expires_at=now)
+            )
+            # Its process is gone: what it reserved is not held any more.
+            conn.execute(
+                sa.update(_R)
+                .where(_R.c.holder == other.holder, _R.c.state == "reserved")
+                .values(expires_at=now)
+            )
+            if self._upsert_lease(conn, key, holder, now, ttl_s) is None:  # pragma: no cover
+                return Claim(key, False, str(other.run_id), as_utc(other.expires_at) or now)
+        return Claim(key, True, holder.run_id, expires, str(other.run_id))
 
     def renew(self, holder: Holder, *, ttl_s: float) -> int:
         """Extend every lease and reservation of ``holder``; the number of leases renewed."""

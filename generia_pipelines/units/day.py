@@ -21,7 +21,7 @@ from generia_pipelines.generation.prompts import render_post_draft
 from generia_pipelines.generation.schemas import PostDraft, WorldBrief
 from generia_pipelines.ledger import Ledger, Stage, Unit
 from generia_pipelines.units.cast import character_profile
-from generia_pipelines.units.fanout import Outcome, Stages, fan_out
+from generia_pipelines.units.fanout import Outcome, Stages, Step, fan_out
 from generia_pipelines.units.keys import POSTS, post_key
 from generia_pipelines.units.work import UnitWork, create_remote
 
@@ -98,10 +98,10 @@ def plan_authors(state: DayState, people: dict[str, Unit]) -> tuple[list[str], l
 
 async def write_draft(
     state: DayState, unit: Unit, author: Unit, history: list[Unit], brief: WorldBrief
-) -> Outcome:
+) -> Step:
     """The post's caption, tags and image prompt, with its author's recent posts as context."""
     if unit.reached(Stage.TEXT_DONE):
-        return Outcome.REUSED
+        return Outcome.REUSED, unit
     author_id = str(author.character_id)
     recent = [draft_of(u).caption for u in history if u.character_id == author_id]
     value = await state.work.generate_text(
@@ -109,32 +109,30 @@ async def write_draft(
         PostDraft,
         render_post_draft(state.spec, brief, character_profile(author), recent, state.day),
     )
-    state.book.record_text(
+    drafted = state.book.record_text(
         unit.key, {"value": value.model_dump(mode="json")}, character_id=author_id
     )
-    return Outcome.CREATED
+    return Outcome.CREATED, drafted
 
 
-async def draw_image(state: DayState, unit: Unit) -> Outcome:
+async def draw_image(state: DayState, unit: Unit) -> Step:
     """Runware image → presign with the author's id → PUT → ConfirmUpload."""
     if unit.reached(Stage.CONFIRMED):
-        return Outcome.REUSED
+        return Outcome.REUSED, unit
     image, _ = await state.work.image_for(
         unit.key, draft_of(unit).image_prompt, stable_seed(unit.key)
     )
-    current = state.book.get(unit.key)
-    if current is None:  # pragma: no cover - image_for just wrote it
-        raise RuntimeError(f"{unit.key} vanished from the ledger")
-    await state.work.upload_and_confirm(
-        current, image, str(unit.character_id), MediaType.POST_IMAGE
+    # The image changes none of what the upload resumes from (media id, attempts).
+    _, confirmed = await state.work.upload_and_confirm(
+        unit, image, str(unit.character_id), MediaType.POST_IMAGE
     )
-    return Outcome.CREATED
+    return Outcome.CREATED, confirmed
 
 
-async def publish(state: DayState, unit: Unit) -> Outcome:
+async def publish(state: DayState, unit: Unit) -> Step:
     """CreateAIPost on behalf of the post's author, once."""
     if unit.done:
-        return Outcome.REUSED
+        return Outcome.REUSED, unit
     value = draft_of(unit)
 
     async def call() -> str:
@@ -148,7 +146,7 @@ async def publish(state: DayState, unit: Unit) -> Outcome:
         )
         return created.post_id
 
-    await create_remote(
+    published = await create_remote(
         unit,
         "post",
         call,
@@ -158,7 +156,7 @@ async def publish(state: DayState, unit: Unit) -> Outcome:
         log=state.work.log,
         claims=state.work.claims,
     )
-    return Outcome.CREATED
+    return Outcome.CREATED, published
 
 
 async def make_day(
@@ -184,15 +182,13 @@ async def make_day(
         if unit is None:  # pragma: no cover - planned above
             raise RuntimeError(f"{key} is not in the ledger")
         if DRAFTS in stages:
-            await state.stages.run(
+            unit = await state.stages.run(
                 DRAFTS, key, write_draft(state, unit, people[authors[slot]], history, brief)
             )
-            unit = book.get(key) or unit
         if not unit.reached(Stage.TEXT_DONE):
             return Outcome.REUSED  # not drafted and drafts not asked for: nothing to do
         if IMAGES in stages:
-            await state.stages.run(IMAGES, key, draw_image(state, unit))
-            unit = book.get(key) or unit
+            unit = await state.stages.run(IMAGES, key, draw_image(state, unit))
         if POSTS in stages and unit.reached(Stage.CONFIRMED):
             await state.stages.run(POSTS, key, publish(state, unit))
         return Outcome.CREATED

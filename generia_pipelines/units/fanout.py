@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from generia_pipelines.budget import BudgetExceeded
 from generia_pipelines.units.causes import summarize
-from generia_pipelines.units.model import LedgerError
+from generia_pipelines.units.model import LedgerError, Unit
 
 ItemT = TypeVar("ItemT")
 #: Failures after which no unit of the step can succeed: start no further ones.
@@ -28,6 +28,10 @@ STOPS_STEP = (BudgetExceeded, LedgerError)
 class Outcome(StrEnum):
     CREATED = "created"
     REUSED = "reused"
+
+
+#: What a unit's stage returns: whether it made something now, and the unit as it stands.
+Step = tuple[Outcome, Unit]
 
 
 @dataclass
@@ -127,15 +131,16 @@ class Stages:
         self.names = names
         self.tallies = {stage: Tally() for stage in names}
 
-    async def run(self, stage: str, key: str, step: Awaitable[Outcome]) -> Outcome:
+    async def run(self, stage: str, key: str, step: Awaitable[Step]) -> Unit:
+        """Run one stage of one unit; count its outcome; return the unit as it now stands."""
         tally = self.tallies[stage]
         try:
-            outcome = await step
+            outcome, unit = await step
         except Exception as exc:
             tally.fail(key, exc)
             raise
         tally.add(outcome)
-        return outcome
+        return unit
 
     def ok(self, *stages: str) -> bool:
         return not any(self.tallies[stage].failed for stage in stages)

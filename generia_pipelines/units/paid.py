@@ -13,6 +13,7 @@ step's failure names what happened.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -189,10 +190,14 @@ class PaidCalls:
             recorded = self.ledger.record_paid_image(
                 key, image.data, info, reservation.reservation_id, cost
             )
-            stored = self.ledger.load_image(key)
-            if stored is None or recorded.image is None:  # pragma: no cover - just written
+            if recorded.image is None:  # pragma: no cover - just written
                 raise RuntimeError(f"{key}: the image just recorded is missing")
-            return stored
+            if recorded.image.sha256 == hashlib.sha256(image.data).hexdigest():
+                return StoredImage(image.data, recorded.image)
+            kept = self.ledger.load_image(key)  # another writer's image was kept: use that
+            if kept is None:  # pragma: no cover - the unit has an image
+                raise RuntimeError(f"{key}: the image recorded first is missing")
+            return kept
         assert last is not None
         if self.gate.invalid_in_a_row >= self.gate.invalid_limit:
             raise TooManyInvalid(self.gate.invalid_cause()) from last

@@ -100,6 +100,47 @@ class SpendStore(UnitStore):
             )
         )
 
+    def _spend_and_reserved(
+        self, conn: Connection, world_id: str, period: str, now: datetime, exclude: str
+    ) -> tuple[Spend, Spend]:
+        """The period's settled spend (its row locked, created if missing) and what live
+        reservations other than ``exclude`` hold, in one statement."""
+        live = [
+            _R.c.world_id == world_id,
+            _R.c.period == period,
+            _R.c.state == RESERVED,
+            _R.c.expires_at > now,
+            _R.c.reservation_id != exclude,
+        ]
+
+        def held(column: Any, zero: Any) -> Any:
+            return (
+                sa.select(sa.func.coalesce(sa.func.sum(column), zero))
+                .where(*live)
+                .scalar_subquery()
+            )
+
+        query = (
+            sa.select(
+                spend_table.c.images,
+                spend_table.c.text_calls,
+                spend_table.c.usd,
+                held(_R.c.images, 0).label("held_images"),
+                held(_R.c.text_calls, 0).label("held_text_calls"),
+                held(_R.c.usd, 0.0).label("held_usd"),
+            )
+            .where(spend_table.c.world_id == world_id, spend_table.c.period == period)
+            .with_for_update(of=spend_table)
+        )
+        row = conn.execute(query).one_or_none()
+        if row is None:  # the period's first spend
+            self._spend_row(conn, world_id, period, lock=True)
+            row = conn.execute(query).one()
+        return (
+            Spend(int(row.images), int(row.text_calls), float(row.usd)),
+            Spend(int(row.held_images), int(row.held_text_calls), float(row.held_usd)),
+        )
+
     @staticmethod
     def _live_reserved(
         conn: Connection, world_id: str, period: str, now: datetime, exclude: str | None = None
@@ -147,7 +188,6 @@ class SpendStore(UnitStore):
         expires = now + timedelta(seconds=ttl_s)
         images, text_calls = (1, 0) if kind == "image" else (0, 1)
         with self._transaction() as conn:
-            spent = self._spend_row(conn, world_id, period, lock=True)
             open_row = None
             if resume:
                 open_row = conn.execute(
@@ -155,9 +195,11 @@ class SpendStore(UnitStore):
                     .where(_R.c.unit_key == unit_key, _R.c.kind == kind, _R.c.state == RESERVED)
                     .order_by(_R.c.created_at.desc())
                     .limit(1)
+                    # Locks in the order settle takes them: the reservation, then the spend.
+                    .with_for_update()
                 ).one_or_none()
             reservation_id = open_row.reservation_id if open_row else str(uuid.uuid4())
-            reserved = self._live_reserved(conn, world_id, period, now, exclude=reservation_id)
+            spent, reserved = self._spend_and_reserved(conn, world_id, period, now, reservation_id)
             requested = Spend(images, text_calls, usd)
             overruns = budget.overruns(spent + reserved, requested)
             if overruns:
@@ -203,25 +245,37 @@ class SpendStore(UnitStore):
 
     def settle_in(self, conn: Connection, reservation_id: str, cost_usd: float) -> float:
         """Inside a transaction: turn the reservation into spend at ``cost_usd``; returns
-        the cost added (0 when it was settled already, so a repeat never counts twice)."""
+        the cost added (0 when it was settled already, so a repeat never counts twice).
+
+        Two statements: the reservation's conditional state change tells whether it was
+        still open, and the period's spend row (made by ``reserve``) is incremented."""
         if cost_usd < 0:
             raise ValueError(f"reservation {reservation_id}: cost {cost_usd} must be >= 0")
+        now = now_utc()
         row = conn.execute(
-            sa.select(_R).where(_R.c.reservation_id == reservation_id).with_for_update()
+            sa.update(_R)
+            .where(_R.c.reservation_id == reservation_id, _R.c.state != SPENT)
+            .values(state=SPENT, usd=cost_usd, updated_at=now)
+            .returning(_R.c.world_id, _R.c.period, _R.c.images, _R.c.text_calls)
         ).one_or_none()
         if row is None:
-            raise LedgerError(
-                f"no reservation {reservation_id} in the ledger at {self.display_url}"
-            )
-        if row.state == SPENT:
+            known = conn.execute(
+                sa.select(_R.c.state).where(_R.c.reservation_id == reservation_id)
+            ).one_or_none()
+            if known is None:
+                raise LedgerError(
+                    f"no reservation {reservation_id} in the ledger at {self.display_url}"
+                )
             return 0.0
-        spent = self._spend_row(conn, row.world_id, row.period, lock=True)
-        total = spent + Spend(int(row.images), int(row.text_calls), cost_usd)
-        self._add_spend(conn, row.world_id, row.period, total)
         conn.execute(
-            sa.update(_R)
-            .where(_R.c.reservation_id == reservation_id)
-            .values(state=SPENT, usd=cost_usd, updated_at=now_utc())
+            sa.update(spend_table)
+            .where(spend_table.c.world_id == row.world_id, spend_table.c.period == row.period)
+            .values(
+                images=spend_table.c.images + int(row.images),
+                text_calls=spend_table.c.text_calls + int(row.text_calls),
+                usd=spend_table.c.usd + cost_usd,
+                updated_at=now,
+            )
         )
         return cost_usd
 

@@ -70,6 +70,8 @@ leases_table = sa.Table(
     sa.Column("pid", sa.Integer, nullable=False),
     sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("taken_at", sa.DateTime(timezone=True), nullable=False),
+    # The run whose expired or dead lease this one replaced, if any.
+    sa.Column("previous_run", sa.String(64)),
     sa.Index("ix_generia_ledger_leases_holder", "holder"),
 )
 

@@ -65,14 +65,15 @@ class UnitWork:
     def log(self) -> Any:
         return self.claims.log
 
-    async def text_for(self, key: str, schema: type[T], prompt: Prompt) -> tuple[T, Outcome]:
-        """The unit's text: from the ledger if paid for already, else generated and recorded."""
+    async def text_for(self, key: str, schema: type[T], prompt: Prompt) -> tuple[T, Outcome, Unit]:
+        """The unit's text: from the ledger if paid for already, else generated and recorded;
+        with the unit as it now stands."""
         unit = self.ledger.get(key)
         if unit is not None and unit.reached(Stage.TEXT_DONE) and unit.payload:
-            return schema.model_validate(unit.payload["value"]), Outcome.REUSED
+            return schema.model_validate(unit.payload["value"]), Outcome.REUSED, unit
         value = await self.generate_text(key, schema, prompt)
-        self.ledger.record_text(key, {"value": value.model_dump(mode="json")})
-        return value, Outcome.CREATED
+        unit = self.ledger.record_text(key, {"value": value.model_dump(mode="json")})
+        return value, Outcome.CREATED, unit
 
     async def generate_text(self, key: str, schema: type[T], prompt: Prompt) -> T:
         """One reserved text call (not recorded: callers decide which unit it belongs to)."""
@@ -97,8 +98,9 @@ class UnitWork:
 
     async def upload_and_confirm(
         self, unit: Unit, image: StoredImage, character_id: str, media_type: MediaType
-    ) -> ConfirmedUpload:
+    ) -> tuple[ConfirmedUpload, Unit]:
         """Presign → PUT → confirm; resumes after a crash from the media id already PUT.
+        Returns the confirmation and the unit as now recorded.
 
         A failed upload is counted on the unit, and the next attempt presigns under a new
         idempotency key: replaying the failed attempt's presigns would hand back URLs that
@@ -130,7 +132,7 @@ class UnitWork:
         confirmed = await self.media.confirm(
             media_id, character_id, world_id=self.world_id, idempotency_key=f"{unit.key}/confirm"
         )
-        self.ledger.record_media(
+        recorded = self.ledger.record_media(
             unit.key,
             media_id,
             [
@@ -138,7 +140,7 @@ class UnitWork:
                 for v in confirmed.variants
             ],
         )
-        return confirmed
+        return confirmed, recorded
 
 
 #: Prefix of a ledger error after which a failed create may still exist on the platform.
@@ -155,8 +157,9 @@ async def create_remote(
     honoured: bool,
     log: logging.Logger | Any,
     claims: ClaimSession | None = None,
-) -> str:
-    """Run the create call of ``unit``, record the remote id, and name suspected duplicates.
+) -> Unit:
+    """Run the create call of ``unit``, record the remote id, and name suspected duplicates;
+    returns the unit as recorded.
 
     A duplicate can slip through two ways: another writer recorded a different id first
     (the ledger keeps the first), or the call was retried after a status that may hide a
@@ -171,7 +174,8 @@ async def create_remote(
         if client.uncertain_attempts(unit.key):
             book.record_failure(unit.key, f"{POSSIBLY_COMMITTED}: {exc}")
         raise
-    kept = book.record_created(unit.key, remote_id).remote_id
+    recorded = book.record_created(unit.key, remote_id)
+    kept = recorded.remote_id
     if kept != remote_id:
         log.warning(f"suspected duplicate {what} {remote_id} for {unit.key} (ledger has {kept})")
     uncertain = client.uncertain_attempts(unit.key)
@@ -189,4 +193,4 @@ async def create_remote(
                 f"after {reason}, and the service does not honour idempotency keys, so an "
                 "earlier attempt may have created another"
             )
-    return remote_id
+    return recorded

@@ -76,7 +76,7 @@ async def test_a_failed_upload_is_not_replayed_with_its_dead_urls(
             with pytest.raises(UploadError, match="still refused after 3 presigned URLs"):
                 await work.upload_and_confirm(unit(), image, author.id, MediaType.POST_IMAGE)
             stack.faults.expire_urls_early(False)
-            confirmed = await work.upload_and_confirm(
+            confirmed, _ = await work.upload_and_confirm(
                 unit(), image, author.id, MediaType.POST_IMAGE
             )
             assert confirmed.variants
