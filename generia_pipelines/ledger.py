@@ -22,6 +22,7 @@ from generia_pipelines.units.model import (
     Unit,
     sniff_content_type,
 )
+from generia_pipelines.units.reports import ReportStore
 from generia_pipelines.units.spend import Reservation, SpendStore
 from generia_pipelines.units.store import (
     LEDGER_URL_VARIABLE,
@@ -64,7 +65,7 @@ __all__ = [
 ]
 
 
-class Ledger(ClaimStore, SpendStore):
+class Ledger(ClaimStore, SpendStore, ReportStore):
     """Units, images, budgets and leases on one database."""
 
     def record_paid_image(

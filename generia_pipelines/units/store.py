@@ -46,7 +46,6 @@ from generia_pipelines.units.keys import (
     parse_unit_key,
 )
 from generia_pipelines.units.model import (
-    Duplicate,
     LedgerError,
     Stage,
     StoredImage,
@@ -521,89 +520,6 @@ class UnitStore:
             return {"attempts": unit.attempts + 1, "error": text[:ERROR_MAX]}
 
         return self._mutate(key, change)
-
-    # -- reports -----------------------------------------------------------------------
-
-    def _filters(self, world_id: str, kind: str | None, partition: str | None) -> list[Any]:
-        filters: list[Any] = [units_table.c.world_id == world_id]
-        if kind is not None:
-            filters.append(units_table.c.kind == kind)
-        if partition is not None:
-            filters.append(units_table.c.partition == partition)
-        return filters
-
-    def cost(
-        self, world_id: str, *, kind: str | None = None, partition: str | None = None
-    ) -> float:
-        """What the world's images cost, summed over its units (each image counted once)."""
-        query = sa.select(sa.func.coalesce(sa.func.sum(units_table.c.cost_usd), 0.0)).where(
-            *self._filters(world_id, kind, partition)
-        )
-        with self._transaction() as conn:
-            return float(conn.execute(query).scalar_one())
-
-    def counts(
-        self, world_id: str, *, kind: str | None = None, partition: str | None = None
-    ) -> dict[str, dict[str, int]]:
-        """Units per kind and stage, e.g. ``{"posts": {"created": 10, "text_done": 2}}``."""
-        query = (
-            sa.select(units_table.c.kind, units_table.c.status, sa.func.count())
-            .where(*self._filters(world_id, kind, partition))
-            .group_by(units_table.c.kind, units_table.c.status)
-        )
-        result: dict[str, dict[str, int]] = {}
-        with self._transaction() as conn:
-            for unit_kind, status, count in conn.execute(query).all():
-                result.setdefault(unit_kind, {})[status] = int(count)
-        return result
-
-    def duplicates(self, world_id: str | None = None) -> list[Duplicate]:
-        """Remote ids that point at a problem: one character, post or media recorded for two
-        units, and units for which a second remote object was created (orphans)."""
-        checks = [
-            ("character_id", units_table.c.kind == CHARACTERS),
-            ("post_id", units_table.c.kind == POSTS),
-            ("media_id", sa.true()),
-        ]
-        found: list[Duplicate] = []
-        with self._transaction() as conn:
-            for name, condition in checks:
-                column = units_table.c[name]
-                filters = [condition, column.is_not(None)]
-                if world_id is not None:
-                    filters.append(units_table.c.world_id == world_id)
-                shared = (
-                    sa.select(column).where(*filters).group_by(column).having(sa.func.count() > 1)
-                )
-                rows = conn.execute(
-                    sa.select(column, units_table.c.unit_key)
-                    .where(*filters, column.in_(shared))
-                    .order_by(column, units_table.c.unit_key)
-                ).all()
-                by_id: dict[str, list[str]] = {}
-                for remote_id, key in rows:
-                    by_id.setdefault(remote_id, []).append(key)
-                found.extend(
-                    Duplicate(name, remote_id, tuple(keys), f"{name} recorded for several units")
-                    for remote_id, keys in by_id.items()
-                )
-            orphan_query = sa.select(units_table.c.unit_key, units_table.c.orphans).where(
-                units_table.c.orphans.is_not(None)
-            )
-            if world_id is not None:
-                orphan_query = orphan_query.where(units_table.c.world_id == world_id)
-            for key, orphans in conn.execute(orphan_query).all():
-                found.extend(
-                    Duplicate(
-                        orphan["field"],
-                        orphan["id"],
-                        (key,),
-                        f"a second {orphan['field']} was created for this unit; the ledger "
-                        f"kept {orphan['kept']}",
-                    )
-                    for orphan in orphans
-                )
-        return found
 
 
 def _require(value: str | None, name: str) -> None:
