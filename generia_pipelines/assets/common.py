@@ -179,7 +179,7 @@ def stages_failure(stages: Stages) -> Failure | None:
     futile = all(retry_is_futile(e) for e in stages.errors().values())
     suffix = f" ({NOT_RETRIED})" if futile else ""
     return Failure(
-        description=stages.summary() + suffix,
+        description=stages.summary(suffix),
         metadata={
             "failures": MetadataValue.json(
                 {k: v for _, t in stages.failed() for k, v in t.failed.items()}

@@ -43,6 +43,7 @@ import socket
 import ssl
 import sys
 import threading
+import time
 import urllib.parse
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
@@ -749,6 +750,8 @@ class RunwareImages:
         self._semaphore: asyncio.Semaphore | None = None
         self._connect_lock: asyncio.Lock | None = None
         self._connection: _Connection | None = None
+        #: When and how the last connect failed, shared with the calls waiting for it.
+        self._unreachable: tuple[float, RunwareUnreachable] | None = None
         self._retired: set[_Connection] = set()
         self._http: httpx.AsyncClient | None = None
         self._closed = False
@@ -807,11 +810,28 @@ class RunwareImages:
         return self._semaphore, self._connect_lock
 
     async def connect(self) -> None:
-        """Open and authenticate the connection now (setup errors surface here)."""
+        """Open and authenticate the connection now (setup errors surface here).
+
+        Calls waiting for the connection while an attempt fails get that failure at once
+        instead of each trying again in turn: during an outage, ten calls in flight would
+        otherwise take ten connect timeouts one after another to give up.
+        """
         _, lock = self._bind()
         async with lock:
-            if self._connection is None:
+            if self._connection is not None:
+                return
+            failed = self._unreachable
+            if (
+                failed is not None
+                and time.monotonic() - failed[0] < self.settings.connect_timeout_s
+            ):
+                raise RunwareUnreachable(failed[1].detail)
+            try:
                 self._connection = _Connection(await self._open_client())
+            except RunwareUnreachable as exc:
+                self._unreachable = (time.monotonic(), exc)
+                raise
+            self._unreachable = None
 
     async def close(self) -> None:
         """Disconnect (bounded); the instance cannot be used afterwards."""

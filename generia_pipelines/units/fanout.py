@@ -151,9 +151,9 @@ class Stages:
     def errors(self) -> dict[str, BaseException]:
         return {k: e for _, t in self.failed() for k, e in t.errors.items()}
 
-    def summary(self) -> str:
-        """Each failed stage's dominant cause and count, then the first failures."""
+    def summary(self, note: str = "") -> str:
+        """Each failed stage's dominant cause and count, ``note``, then the first failures."""
         failed = self.failed()
         parts = [tally.summary(self.names[stage]) for stage, tally in failed]
         sample = "; ".join(f"{k}: {v}" for _, t in failed for k, v in sorted(t.failed.items())[:3])
-        return "; ".join(parts) + f" (done ones are kept). First: {sample}"
+        return "; ".join(parts) + f" (done ones are kept){note}. First: {sample}"

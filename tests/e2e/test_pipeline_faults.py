@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import socket
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -25,6 +28,60 @@ def _failure_text(result: Any) -> str:
         for e in result.all_events
         if e.event_type_value == "STEP_FAILURE"
     )
+
+
+@pytest.fixture
+def silent_runware() -> Iterator[str]:
+    """A Runware URL whose server accepts connections and never answers (a hung gateway)."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(64)
+    server.settimeout(0.2)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                held.append(server.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield f"ws://127.0.0.1:{server.getsockname()[1]}/v1"
+    stop.set()
+    thread.join(timeout=5)
+    for conn in held:
+        conn.close()
+    server.close()
+
+
+def test_a_runware_outage_spends_nothing_and_the_next_run_completes(
+    bed: Bed, silent_runware: str
+) -> None:
+    """Runware accepts the connection and never authenticates: every image fails with a
+    message naming Runware and its address, no budget is consumed, the step is not retried,
+    and once Runware is back the next run completes the day, paying each image once."""
+    assert bed.setup(WORLD_ID).success
+    before = _images(bed)
+    env = bed.stack.env
+    down = RunwareResource(
+        api_key=env["RUNWARE_API_KEY"], url=silent_runware, connect_timeout_s=1.0
+    )
+    result = bed.day(WORLD_ID, DAY, resources=bed.resources(runware=down), raise_on_error=False)
+    assert not result.success
+    text = _failure_text(result)
+    posts = WORLD["posts_per_day"]
+    assert f"Runware unreachable at {silent_runware}" in text
+    assert f"{posts} of {posts} post images" in text and "not retried" in text
+    with bed.ledger() as ledger:
+        assert ledger.spent(WORLD_ID, DAY).images == 0
+        assert ledger.reserved(WORLD_ID, DAY).images == 0
+    assert _images(bed) == before
+    assert bed.day(WORLD_ID, DAY).success  # Runware is back
+    assert _images(bed) == before + posts
+    assert len(bed.platform(WORLD_ID, "posts")) == posts
 
 
 def test_failed_publication_is_retried_by_dagster_without_duplicates(bed: Bed) -> None:
