@@ -78,6 +78,22 @@ class Ledger(ClaimStore, SpendStore, ReportStore):
 
         return self.record_image(key, data, meta, cost_usd, settle=settle)
 
+    def record_paid_text(
+        self,
+        key: str,
+        payload: dict[str, object],
+        reservation_id: str,
+        cost_usd: float,
+        *,
+        character_id: str | None = None,
+    ) -> Unit:
+        """A text a reservation paid for, and the budget's spend, in one write."""
+
+        def settle(conn: Connection) -> float:
+            return self.settle_in(conn, reservation_id, cost_usd)
+
+        return self.record_text(key, payload, character_id=character_id, settle=settle)
+
     def record_paid_waste(self, key: str, reservation_id: str, cost_usd: float) -> Unit:
         """A billed result that cannot be used (invalid, NSFW): spend, and the unit's cost."""
 

@@ -31,6 +31,7 @@ from generia_pipelines.ledger import Ledger, Stage, Unit
 from generia_pipelines.units.fanout import Outcome, Stages, Step, Tally, fan_out
 from generia_pipelines.units.keys import CHARACTERS, avatar_key, character_key
 from generia_pipelines.units.model import variant_url
+from generia_pipelines.units.paid import TextRecord
 from generia_pipelines.units.work import UnitWork, create_remote
 
 #: Planning rounds per materialization: a model that plans fewer characters than asked gets
@@ -88,15 +89,18 @@ class Cast:
             raise RuntimeError(f"{key} is not in the ledger")
         if not acquired or current.reached(Stage.TEXT_DONE):
             return Outcome.REUSED, current
-        profile = await self.work.generate_text(
-            key, CharacterProfile, render_character_detail(self.spec, self.brief, concept)
-        )
-        profiled = self.book.record_text(
-            key,
-            {
+
+        def payload(profile: CharacterProfile) -> TextRecord:
+            return {
                 "concept": concept.model_dump(mode="json"),
                 "profile": profile.model_dump(mode="json"),
-            },
+            }, None
+
+        _, profiled = await self.work.write_text(
+            key,
+            CharacterProfile,
+            render_character_detail(self.spec, self.brief, concept),
+            payload,
         )
         return Outcome.CREATED, profiled
 

@@ -17,6 +17,7 @@ and pid) and an expiry that the holder renews while its work is in flight.
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import uuid
@@ -82,6 +83,32 @@ def process_alive(pid: int) -> bool:
     return stat.rpartition(")")[2].split()[:1] != ["Z"]
 
 
+@functools.cache
+def _upsert_statement(dialect: str) -> Any:
+    """The lease upsert for a dialect, built once. A renewal keeps when the lease was taken
+    and from whom; a takeover records the run it replaced, so the caller can say so."""
+    insert = (sqlite.insert if dialect == "sqlite" else postgresql.insert)(_L)
+    names = ("holder", "run_id", "host", "pid", "expires_at", "taken_at")
+    ours = _L.c.holder == insert.excluded.holder
+    update: dict[str, Any] = {name: insert.excluded[name] for name in names}
+    update["taken_at"] = sa.case((ours, _L.c.taken_at), else_=insert.excluded.taken_at)
+    update["previous_run"] = sa.case((ours, _L.c.previous_run), else_=_L.c.run_id)
+    return (
+        insert.values(lease_key=sa.bindparam("lease_key"), **{n: sa.bindparam(n) for n in names})
+        .on_conflict_do_update(
+            index_elements=[_L.c.lease_key],
+            set_=update,
+            where=ours | (_L.c.expires_at <= sa.bindparam("now")),
+        )
+        .returning(_L.c.taken_at, _L.c.previous_run)
+    )
+
+
+_HOLDER_OF = sa.select(_L.c.holder, _L.c.run_id, _L.c.host, _L.c.pid, _L.c.expires_at).where(
+    _L.c.lease_key == sa.bindparam("key")
+)
+
+
 class ClaimStore(UnitStore):
     """Leases on units (or on any named piece of work) in the ledger."""
 
@@ -90,7 +117,7 @@ class ClaimStore(UnitStore):
     ) -> sa.Row[Any] | None:
         """Take the lease if it is free, ours, or expired: one statement. Returns the row
         (with the run it was taken from, if any), or None when another live holder has it."""
-        values = {
+        params = {
             "lease_key": key,
             "holder": holder.token,
             "run_id": holder.run_id,
@@ -98,27 +125,9 @@ class ClaimStore(UnitStore):
             "pid": holder.pid,
             "expires_at": now + timedelta(seconds=ttl_s),
             "taken_at": now,
-            "previous_run": None,
+            "now": now,
         }
-        insert = (sqlite.insert if conn.dialect.name == "sqlite" else postgresql.insert)(_L)
-        ours = _L.c.holder == insert.excluded.holder
-        update: dict[str, Any] = {
-            name: insert.excluded[name] for name in values if name != "lease_key"
-        }
-        # A renewal keeps when it was taken and from whom; a takeover records the run it
-        # replaced, so the caller can say so.
-        update["taken_at"] = sa.case((ours, _L.c.taken_at), else_=insert.excluded.taken_at)
-        update["previous_run"] = sa.case((ours, _L.c.previous_run), else_=_L.c.run_id)
-        statement = (
-            insert.values(**values)
-            .on_conflict_do_update(
-                index_elements=[_L.c.lease_key],
-                set_=update,
-                where=ours | (_L.c.expires_at <= now),
-            )
-            .returning(_L.c.taken_at, _L.c.previous_run)
-        )
-        return conn.execute(statement).one_or_none()
+        return conn.execute(_upsert_statement(conn.dialect.name), params).one_or_none()
 
     def claim(self, key: str, holder: Holder, *, ttl_s: float) -> Claim:
         """Take or renew the lease on ``key``; never works around a live lease of another.
@@ -136,11 +145,7 @@ class ClaimStore(UnitStore):
                 return Claim(
                     key, True, holder.run_id, expires, taken.previous_run if fresh else None
                 )
-            other = conn.execute(
-                sa.select(_L.c.holder, _L.c.run_id, _L.c.host, _L.c.pid, _L.c.expires_at).where(
-                    _L.c.lease_key == key
-                )
-            ).one_or_none()
+            other = conn.execute(_HOLDER_OF, {"key": key}).one_or_none()
             if other is None:  # released meanwhile: the next claim may take it
                 return Claim(key, False, "unknown", now)
             dead = (

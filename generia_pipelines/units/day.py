@@ -104,13 +104,11 @@ async def write_draft(
         return Outcome.REUSED, unit
     author_id = str(author.character_id)
     recent = [draft_of(u).caption for u in history if u.character_id == author_id]
-    value = await state.work.generate_text(
+    _, drafted = await state.work.write_text(
         unit.key,
         PostDraft,
         render_post_draft(state.spec, brief, character_profile(author), recent, state.day),
-    )
-    drafted = state.book.record_text(
-        unit.key, {"value": value.model_dump(mode="json")}, character_id=author_id
+        lambda value: ({"value": value.model_dump(mode="json")}, author_id),
     )
     return Outcome.CREATED, drafted
 

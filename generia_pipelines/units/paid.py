@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -32,7 +32,7 @@ from generia_pipelines.clients.runware import (
 from generia_pipelines.clients.text.base import TextResult, TextTask
 from generia_pipelines.clients.text.errors import InvalidOutputError, TextProviderError
 from generia_pipelines.generation.prompts import Prompt
-from generia_pipelines.ledger import Ledger, StoredImage
+from generia_pipelines.ledger import Ledger, StoredImage, Unit
 from generia_pipelines.units.causes import ProviderDown, TooManyInvalid
 from generia_pipelines.units.session import ClaimSession
 
@@ -44,6 +44,10 @@ IMAGE_TASKS_PER_UNIT = 2
 #: Unusable images in a row, across the step, after which it stops paying for more.
 INVALID_IN_A_ROW = 5
 _MAX_SEED = 2**31 - 1
+
+
+#: What a unit stores of its text: the ledger payload, and the post's author if any.
+TextRecord = tuple[dict[str, Any], str | None]
 
 
 class ImageProvider(Protocol):
@@ -111,9 +115,18 @@ class PaidCalls:
     def log(self) -> Any:
         return self.logger or log
 
-    async def text(self, key: str, schema: type[T], prompt: Prompt, provider: TextProvider) -> T:
+    async def text(
+        self,
+        key: str,
+        schema: type[T],
+        prompt: Prompt,
+        provider: TextProvider,
+        record: Callable[[T], TextRecord] | None = None,
+    ) -> tuple[T, Unit | None]:
         """One text call of unit ``key``: reserved, then charged at its reported cost, or
-        given back when the provider provably did not bill it."""
+        given back when the provider provably did not bill it. With ``record``, the text
+        (``record(value)``: payload and author) is stored in the write that charges it, and
+        the unit is returned as recorded."""
         self.claims.ensure(key)
         reservation = self.ledger.reserve(
             key,
@@ -137,10 +150,16 @@ class PaidCalls:
             else:
                 self.ledger.settle(reservation.reservation_id, 0.0)
             raise
-        except BaseException:
-            raise  # outcome unknown: the reservation lapses with this run's leases
-        self.ledger.settle(reservation.reservation_id, result.usage.cost_usd or 0.0)
-        return result.value
+        # Any other failure: outcome unknown, the reservation lapses with this run's leases.
+        cost = result.usage.cost_usd or 0.0
+        if record is None:
+            self.ledger.settle(reservation.reservation_id, cost)
+            return result.value, None
+        payload, author = record(result.value)
+        unit = self.ledger.record_paid_text(
+            key, payload, reservation.reservation_id, cost, character_id=author
+        )
+        return result.value, unit
 
     async def image(
         self, key: str, prompt: str, seed: int, meta: Mapping[str, Any], provider: ImageProvider

@@ -40,6 +40,71 @@ from generia_pipelines.units.tables import (
 PaidKind = Literal["image", "text"]
 RESERVED, SPENT, RELEASED = "reserved", "spent", "released"
 _R = reservations_table
+_S = spend_table
+bp = sa.bindparam
+
+# Statements run for every paid call, built once: SQLAlchemy then reuses their compiled
+# form instead of building and hashing a new statement per call.
+_OPEN_INTENT = (
+    sa.select(_R.c.reservation_id, _R.c.takeovers)
+    .where(_R.c.unit_key == bp("unit_key"), _R.c.kind == bp("kind"), _R.c.state == RESERVED)
+    .order_by(_R.c.created_at.desc())
+    .limit(1)
+    # Locks in the order settle takes them: the reservation, then the spend.
+    .with_for_update()
+)
+_LIVE = (
+    _R.c.world_id == bp("world"),
+    _R.c.period == bp("period"),
+    _R.c.state == RESERVED,
+    _R.c.expires_at > bp("now"),
+    _R.c.reservation_id != bp("exclude"),
+)
+
+
+def _held(column: Any, zero: Any) -> Any:
+    return sa.select(sa.func.coalesce(sa.func.sum(column), zero)).where(*_LIVE).scalar_subquery()
+
+
+_SPEND_AND_HELD = (
+    sa.select(
+        _S.c.images,
+        _S.c.text_calls,
+        _S.c.usd,
+        _held(_R.c.images, 0).label("held_images"),
+        _held(_R.c.text_calls, 0).label("held_text_calls"),
+        _held(_R.c.usd, 0.0).label("held_usd"),
+    )
+    .where(_S.c.world_id == bp("world"), _S.c.period == bp("period"))
+    .with_for_update(of=_S)
+)
+_RESUME_INTENT = (
+    sa.update(_R)
+    .where(_R.c.reservation_id == bp("rid"))
+    .values(
+        holder=bp("holder"),
+        expires_at=bp("expires"),
+        usd=bp("usd"),
+        takeovers=bp("takeovers"),
+        updated_at=bp("now"),
+    )
+)
+_SETTLE = (
+    sa.update(_R)
+    .where(_R.c.reservation_id == bp("rid"), _R.c.state != SPENT)
+    .values(state=SPENT, usd=bp("cost"), updated_at=bp("now"))
+    .returning(_R.c.world_id, _R.c.period, _R.c.images, _R.c.text_calls)
+)
+_ADD_SPEND = (
+    sa.update(_S)
+    .where(_S.c.world_id == bp("w"), _S.c.period == bp("p"))
+    .values(
+        images=_S.c.images + bp("add_images"),
+        text_calls=_S.c.text_calls + bp("add_text_calls"),
+        usd=_S.c.usd + bp("add_usd"),
+        updated_at=bp("now"),
+    )
+)
 
 
 @dataclass(frozen=True)
@@ -105,37 +170,11 @@ class SpendStore(UnitStore):
     ) -> tuple[Spend, Spend]:
         """The period's settled spend (its row locked, created if missing) and what live
         reservations other than ``exclude`` hold, in one statement."""
-        live = [
-            _R.c.world_id == world_id,
-            _R.c.period == period,
-            _R.c.state == RESERVED,
-            _R.c.expires_at > now,
-            _R.c.reservation_id != exclude,
-        ]
-
-        def held(column: Any, zero: Any) -> Any:
-            return (
-                sa.select(sa.func.coalesce(sa.func.sum(column), zero))
-                .where(*live)
-                .scalar_subquery()
-            )
-
-        query = (
-            sa.select(
-                spend_table.c.images,
-                spend_table.c.text_calls,
-                spend_table.c.usd,
-                held(_R.c.images, 0).label("held_images"),
-                held(_R.c.text_calls, 0).label("held_text_calls"),
-                held(_R.c.usd, 0.0).label("held_usd"),
-            )
-            .where(spend_table.c.world_id == world_id, spend_table.c.period == period)
-            .with_for_update(of=spend_table)
-        )
-        row = conn.execute(query).one_or_none()
+        params = {"world": world_id, "period": period, "now": now, "exclude": exclude}
+        row = conn.execute(_SPEND_AND_HELD, params).one_or_none()
         if row is None:  # the period's first spend
             self._spend_row(conn, world_id, period, lock=True)
-            row = conn.execute(query).one()
+            row = conn.execute(_SPEND_AND_HELD, params).one()
         return (
             Spend(int(row.images), int(row.text_calls), float(row.usd)),
             Spend(int(row.held_images), int(row.held_text_calls), float(row.held_usd)),
@@ -191,12 +230,7 @@ class SpendStore(UnitStore):
             open_row = None
             if resume:
                 open_row = conn.execute(
-                    sa.select(_R.c.reservation_id, _R.c.takeovers)
-                    .where(_R.c.unit_key == unit_key, _R.c.kind == kind, _R.c.state == RESERVED)
-                    .order_by(_R.c.created_at.desc())
-                    .limit(1)
-                    # Locks in the order settle takes them: the reservation, then the spend.
-                    .with_for_update()
+                    _OPEN_INTENT, {"unit_key": unit_key, "kind": kind}
                 ).one_or_none()
             reservation_id = open_row.reservation_id if open_row else str(uuid.uuid4())
             spent, reserved = self._spend_and_reserved(conn, world_id, period, now, reservation_id)
@@ -210,34 +244,35 @@ class SpendStore(UnitStore):
             if open_row is not None:
                 takeovers = int(open_row.takeovers) + 1
                 conn.execute(
-                    sa.update(_R)
-                    .where(_R.c.reservation_id == reservation_id)
-                    .values(
-                        holder=holder,
-                        expires_at=expires,
-                        usd=usd,
-                        takeovers=takeovers,
-                        updated_at=now,
-                    )
+                    _RESUME_INTENT,
+                    {
+                        "rid": reservation_id,
+                        "holder": holder,
+                        "expires": expires,
+                        "usd": usd,
+                        "takeovers": takeovers,
+                        "now": now,
+                    },
                 )
             else:
                 conn.execute(
-                    _R.insert().values(
-                        reservation_id=reservation_id,
-                        unit_key=unit_key,
-                        world_id=world_id,
-                        period=period,
-                        kind=kind,
-                        state=RESERVED,
-                        holder=holder,
-                        expires_at=expires,
-                        images=images,
-                        text_calls=text_calls,
-                        usd=usd,
-                        takeovers=0,
-                        created_at=now,
-                        updated_at=now,
-                    )
+                    _R.insert(),
+                    {
+                        "reservation_id": reservation_id,
+                        "unit_key": unit_key,
+                        "world_id": world_id,
+                        "period": period,
+                        "kind": kind,
+                        "state": RESERVED,
+                        "holder": holder,
+                        "expires_at": expires,
+                        "images": images,
+                        "text_calls": text_calls,
+                        "usd": usd,
+                        "takeovers": 0,
+                        "created_at": now,
+                        "updated_at": now,
+                    },
                 )
         return Reservation(
             reservation_id, unit_key, world_id, period, kind, usd, open_row is not None, takeovers
@@ -253,10 +288,7 @@ class SpendStore(UnitStore):
             raise ValueError(f"reservation {reservation_id}: cost {cost_usd} must be >= 0")
         now = now_utc()
         row = conn.execute(
-            sa.update(_R)
-            .where(_R.c.reservation_id == reservation_id, _R.c.state != SPENT)
-            .values(state=SPENT, usd=cost_usd, updated_at=now)
-            .returning(_R.c.world_id, _R.c.period, _R.c.images, _R.c.text_calls)
+            _SETTLE, {"rid": reservation_id, "cost": cost_usd, "now": now}
         ).one_or_none()
         if row is None:
             known = conn.execute(
@@ -268,14 +300,15 @@ class SpendStore(UnitStore):
                 )
             return 0.0
         conn.execute(
-            sa.update(spend_table)
-            .where(spend_table.c.world_id == row.world_id, spend_table.c.period == row.period)
-            .values(
-                images=spend_table.c.images + int(row.images),
-                text_calls=spend_table.c.text_calls + int(row.text_calls),
-                usd=spend_table.c.usd + cost_usd,
-                updated_at=now,
-            )
+            _ADD_SPEND,
+            {
+                "w": row.world_id,
+                "p": row.period,
+                "add_images": int(row.images),
+                "add_text_calls": int(row.text_calls),
+                "add_usd": cost_usd,
+                "now": now,
+            },
         )
         return cost_usd
 

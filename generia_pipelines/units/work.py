@@ -24,7 +24,13 @@ from generia_pipelines.clients.upload import PresignedUploader
 from generia_pipelines.generation.prompts import Prompt
 from generia_pipelines.ledger import Ledger, LedgerError, Stage, StoredImage, Unit
 from generia_pipelines.units.fanout import Outcome
-from generia_pipelines.units.paid import ImageProvider, PaidCalls, ProviderGate, TextProvider
+from generia_pipelines.units.paid import (
+    ImageProvider,
+    PaidCalls,
+    ProviderGate,
+    TextProvider,
+    TextRecord,
+)
 from generia_pipelines.units.session import ClaimSession
 
 T = TypeVar("T", bound=BaseModel)
@@ -71,15 +77,33 @@ class UnitWork:
         unit = self.ledger.get(key)
         if unit is not None and unit.reached(Stage.TEXT_DONE) and unit.payload:
             return schema.model_validate(unit.payload["value"]), Outcome.REUSED, unit
-        value = await self.generate_text(key, schema, prompt)
-        unit = self.ledger.record_text(key, {"value": value.model_dump(mode="json")})
+        value, unit = await self.write_text(
+            key, schema, prompt, lambda v: ({"value": v.model_dump(mode="json")}, None)
+        )
         return value, Outcome.CREATED, unit
 
+    async def write_text(
+        self,
+        key: str,
+        schema: type[T],
+        prompt: Prompt,
+        record: Callable[[T], TextRecord],
+    ) -> tuple[T, Unit]:
+        """One reserved text call whose result ``record`` turns into the unit's payload
+        (and author), stored in the write that charges the call."""
+        if self.text is None:
+            raise RuntimeError("UnitWork.write_text needs a text provider")
+        value, unit = await self.paid.text(key, schema, prompt, self.text, record)
+        if unit is None:  # pragma: no cover - record was given
+            raise RuntimeError(f"{key}: the text was not recorded")
+        return value, unit
+
     async def generate_text(self, key: str, schema: type[T], prompt: Prompt) -> T:
-        """One reserved text call (not recorded: callers decide which unit it belongs to)."""
+        """One reserved text call that belongs to no unit's payload (a batch plan)."""
         if self.text is None:
             raise RuntimeError("UnitWork.generate_text needs a text provider")
-        return await self.paid.text(key, schema, prompt, self.text)
+        value, _ = await self.paid.text(key, schema, prompt, self.text)
+        return value
 
     async def image_for(self, key: str, prompt: str, seed: int) -> tuple[StoredImage, Outcome]:
         """The unit's image: the paid-for bytes from the ledger, else one paid Runware task
