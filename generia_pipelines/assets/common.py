@@ -28,7 +28,12 @@ from generia_pipelines.clients.errors import (
     NotFound,
     PermissionDenied,
 )
-from generia_pipelines.clients.runware import RunwareRequestError, RunwareUnavailable
+from generia_pipelines.clients.runware import (
+    RunwareInvalidImage,
+    RunwareNSFWError,
+    RunwareRequestError,
+    RunwareUnavailable,
+)
 from generia_pipelines.clients.text.errors import TextProviderError
 from generia_pipelines.ledger import Ledger, LedgerError
 from generia_pipelines.partitions import InvalidPartitionKey
@@ -82,6 +87,10 @@ _FUTILE = (
     NotFound,
     PermissionDenied,
     RunwareRequestError,
+    # A billed, unusable image: a step retry would pay for the next one (and the unit has
+    # had its second task already).
+    RunwareInvalidImage,
+    RunwareNSFWError,
     BudgetExceeded,
     # The ledger cannot be written: a retry seconds later meets the same disk.
     LedgerError,
@@ -91,8 +100,6 @@ _FUTILE = (
     # Another live run works on the unit: it is left to that run, not fought over.
     UnitBusy,
 )
-#: Failures after which no unit of the step can succeed: start no further ones.
-_STOPS_STEP = (BudgetExceeded, LedgerError)
 #: HTTP statuses of a text provider that a retry cannot change (bad request, key, model).
 _FUTILE_HTTP = frozenset({400, 401, 403, 404})
 NOT_RETRIED = "not retried: a retry would fail the same way; finished work is kept"

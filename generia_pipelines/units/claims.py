@@ -191,7 +191,12 @@ class ClaimStore(UnitStore):
         """Give up every lease of ``holder``; its open reservations stop holding budget."""
         now = now_utc()
         with self._transaction() as conn:
-            conn.execute(sa.delete(_L).where(_L.c.holder == holder.token))
+            # Ours, and any lease that expired long ago (a killed run's): an expired lease
+            # is no lease, and the table stays as small as the work in flight.
+            stale = now - timedelta(hours=1)
+            conn.execute(
+                sa.delete(_L).where((_L.c.holder == holder.token) | (_L.c.expires_at < stale))
+            )
             conn.execute(
                 sa.update(_R)
                 .where(_R.c.holder == holder.token, _R.c.state == "reserved")

@@ -13,9 +13,11 @@ step's failure names what happened.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -42,7 +44,7 @@ log = logging.getLogger(__name__)
 #: Paid image tasks per unit and run: the first, and one more after an unusable result.
 IMAGE_TASKS_PER_UNIT = 2
 #: Unusable images in a row, across the step, after which it stops paying for more.
-INVALID_IN_A_ROW = 5
+INVALID_IN_A_ROW = 3
 _MAX_SEED = 2**31 - 1
 
 
@@ -60,7 +62,13 @@ class TextProvider(Protocol):
 
 @dataclass
 class ProviderGate:
-    """Per step: whether a provider may still be called, and why not."""
+    """Per step: whether a provider may still be called, and why not.
+
+    Until one usable image has come back, image tasks go one at a time (a slow start):
+    a provider that is down, or that answers with garbage, then costs one call, or
+    ``invalid_limit`` billed images, instead of every task in flight at once; a budget
+    derived with its margin is then still enough to finish the world once it is fixed.
+    """
 
     name: str = "Runware"
     invalid_limit: int = INVALID_IN_A_ROW
@@ -68,6 +76,9 @@ class ProviderGate:
     invalid_in_a_row: int = 0
     last_invalid: str = ""
     unpriced: int = 0
+    proven: bool = False
+    _probing: bool = False
+    _changed: asyncio.Condition | None = None
 
     def check(self) -> None:
         if self.down is not None:
@@ -75,9 +86,31 @@ class ProviderGate:
         if self.invalid_in_a_row >= self.invalid_limit:
             raise TooManyInvalid(self.invalid_cause())
 
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """Hold while making one task: alone until the provider proved itself, then freely."""
+        if self.proven:
+            yield
+            return
+        if self._changed is None:
+            self._changed = asyncio.Condition()
+        changed = self._changed
+        async with changed:
+            while not self.proven and self._probing:
+                await changed.wait()
+            probe = not self.proven
+            self._probing = self._probing or probe
+        try:
+            yield
+        finally:
+            if probe:
+                async with changed:
+                    self._probing = False
+                    changed.notify_all()
+
     def invalid_cause(self) -> str:
         return (
-            f"{self.name} returned {self.invalid_in_a_row} unusable images in a row, the last: "
+            f"{self.name} returned {self.invalid_limit} unusable images in a row, the last: "
             f"{self.last_invalid}; stopped paying for more"
         )
 
@@ -90,6 +123,7 @@ class ProviderGate:
 
     def usable(self) -> None:
         self.invalid_in_a_row = 0
+        self.proven = True
 
 
 def _derived_seed(seed: int, task_number: int) -> int:
@@ -168,59 +202,77 @@ class PaidCalls:
         is resubmitted under its ``taskUUID``; an unusable result is paid and retried once."""
         last: RunwareError | None = None
         for task_number in range(IMAGE_TASKS_PER_UNIT):
-            self.gate.check()
-            self.claims.ensure(key)
-            reservation = self.ledger.reserve(
-                key,
-                self.budget,
-                holder=self.claims.holder.token,
-                ttl_s=self.claims.ttl_s,
-                kind="image",
-                usd=self.image_usd,
-                period=self.period,
-                resume=True,
-            )
-            task_seed = _derived_seed(seed, task_number)
-            try:
-                image = await provider.run_task(reservation.reservation_id, prompt, seed=task_seed)
-            except RunwareError as error:
-                self._settle_failure(key, reservation.reservation_id, error)
-                if isinstance(error, (RunwareInvalidImage, RunwareNSFWError)):
-                    self.gate.invalid(error)
-                    last = error
-                    self.log.warning(f"{key}: unusable image from Runware, {error}")
-                    continue
-                if isinstance(error, RunwareUnavailable):
-                    self.gate.outage(error)
-                raise
-            self.gate.usable()
-            if image.resumed:
-                self.images_fetched += 1
-            cost = image.total_cost_usd
-            if cost is None:
-                cost = self.image_usd
-                self.gate.unpriced += 1
-                if self.gate.unpriced == 1:
-                    self.log.warning(
-                        f"Runware reported no cost for {key}'s image: charged at the list "
-                        f"price USD {self.image_usd} (RUNWARE_IMAGE_USD)"
-                    )
-            info = {**meta, **_image_meta(image)}
-            recorded = self.ledger.record_paid_image(
-                key, image.data, info, reservation.reservation_id, cost
-            )
-            if recorded.image is None:  # pragma: no cover - just written
-                raise RuntimeError(f"{key}: the image just recorded is missing")
-            if recorded.image.sha256 == hashlib.sha256(image.data).hexdigest():
-                return StoredImage(image.data, recorded.image)
-            kept = self.ledger.load_image(key)  # another writer's image was kept: use that
-            if kept is None:  # pragma: no cover - the unit has an image
-                raise RuntimeError(f"{key}: the image recorded first is missing")
-            return kept
-        assert last is not None
+            async with self.gate.slot():
+                outcome = await self._image_task(key, prompt, seed, meta, provider, task_number)
+            if isinstance(outcome, RunwareError):
+                last = outcome
+                continue
+            return outcome
+        if last is None:  # pragma: no cover - the loop returns or records a failure
+            raise RuntimeError(f"{key}: no image task was made")
         if self.gate.invalid_in_a_row >= self.gate.invalid_limit:
             raise TooManyInvalid(self.gate.invalid_cause()) from last
         raise last
+
+    async def _image_task(
+        self,
+        key: str,
+        prompt: str,
+        seed: int,
+        meta: Mapping[str, Any],
+        provider: ImageProvider,
+        task_number: int,
+    ) -> StoredImage | RunwareError:
+        """One paid image task of the unit: the stored image, or the billed unusable result
+        (the caller may try once more); any other failure is raised."""
+        self.gate.check()
+        self.claims.ensure(key)
+        reservation = self.ledger.reserve(
+            key,
+            self.budget,
+            holder=self.claims.holder.token,
+            ttl_s=self.claims.ttl_s,
+            kind="image",
+            usd=self.image_usd,
+            period=self.period,
+            resume=True,
+        )
+        task_seed = _derived_seed(seed, task_number)
+        try:
+            image = await provider.run_task(reservation.reservation_id, prompt, seed=task_seed)
+        except RunwareError as error:
+            self._settle_failure(key, reservation.reservation_id, error)
+            if isinstance(error, (RunwareInvalidImage, RunwareNSFWError)):
+                self.gate.invalid(error)
+                self.log.warning(f"{key}: unusable image from Runware, {error}")
+                return error
+            if isinstance(error, RunwareUnavailable):
+                self.gate.outage(error)
+            raise
+        self.gate.usable()
+        if image.resumed:
+            self.images_fetched += 1
+        cost = image.total_cost_usd
+        if cost is None:
+            cost = self.image_usd
+            self.gate.unpriced += 1
+            if self.gate.unpriced == 1:
+                self.log.warning(
+                    f"Runware reported no cost for {key}'s image: charged at the list "
+                    f"price USD {self.image_usd} (RUNWARE_IMAGE_USD)"
+                )
+        info = {**meta, **_image_meta(image)}
+        recorded = self.ledger.record_paid_image(
+            key, image.data, info, reservation.reservation_id, cost
+        )
+        if recorded.image is None:  # pragma: no cover - just written
+            raise RuntimeError(f"{key}: the image just recorded is missing")
+        if recorded.image.sha256 == hashlib.sha256(image.data).hexdigest():
+            return StoredImage(image.data, recorded.image)
+        kept = self.ledger.load_image(key)  # another writer's image was kept: use that
+        if kept is None:  # pragma: no cover - the unit has an image
+            raise RuntimeError(f"{key}: the image recorded first is missing")
+        return kept
 
     def _settle_failure(self, key: str, reservation_id: str, error: RunwareError) -> None:
         """A failed task's reservation: given back if provably not billed, charged if it

@@ -212,6 +212,7 @@ class UnitStore:
                     if self.schema:
                         conn.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
                     metadata.create_all(conn, checkfirst=True)
+                    self._add_missing_columns(conn)
                 return
             except sa.exc.DBAPIError as exc:
                 if attempt == 2 or exc.connection_invalidated or _is_connect_error(exc):
@@ -220,6 +221,25 @@ class UnitStore:
                     raise LedgerError(
                         f"cannot open the ledger at {self.display_url}: {detail}"
                     ) from None
+
+    def _add_missing_columns(self, conn: Connection) -> None:
+        """Bring a ledger made by an earlier version up to date: add the nullable columns
+        its tables lack (``create_all`` creates missing tables only). A missing column
+        that cannot be added without a value stops here, naming it."""
+        inspector = sa.inspect(conn)
+        for table in metadata.sorted_tables:
+            present = {c["name"] for c in inspector.get_columns(table.name, schema=self.schema)}
+            for column in table.columns:
+                if column.name in present:
+                    continue
+                if not column.nullable:
+                    raise LedgerError(
+                        f"the ledger at {self.display_url} was made by another version: table "
+                        f"{table.name} lacks the column {column.name}, which needs a value"
+                    )
+                kind = column.type.compile(dialect=conn.dialect)
+                target = f'"{self.schema}".{table.name}' if self.schema else table.name
+                conn.exec_driver_sql(f"ALTER TABLE {target} ADD COLUMN {column.name} {kind}")
 
     def close(self) -> None:
         """Close the pooled connections."""

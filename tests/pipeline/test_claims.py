@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from ledger_targets import Target
 
 from generia_pipelines.budget import Budget, BudgetExceeded, Spend
@@ -188,3 +189,25 @@ def test_a_full_disk_stops_before_paying_with_the_ledgers_path(tmp_path: Path) -
         ledger.close()
     finally:
         subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def test_a_ledger_of_an_earlier_version_gains_the_columns_it_lacks(target: Target) -> None:
+    """Upgrading: a ledger whose leases table predates a nullable column still opens, and
+    the column is added, instead of every later write failing on it."""
+    first = target.open()
+    table = f'"{target.schema}".generia_ledger_leases' if target.schema else "generia_ledger_leases"
+    with first._engine.begin() as conn:
+        conn.exec_driver_sql(f"ALTER TABLE {table} DROP COLUMN previous_run")
+    first.close()
+    upgraded = target.open()
+    try:
+        assert upgraded.claim(KEY, Holder.new("run-after-upgrade"), ttl_s=30).held
+        columns = {
+            c["name"]
+            for c in sa.inspect(upgraded._engine).get_columns(
+                "generia_ledger_leases", schema=target.schema
+            )
+        }
+        assert "previous_run" in columns
+    finally:
+        upgraded.close()
