@@ -34,9 +34,10 @@ from generia_pipelines.clients.runware import (
 from generia_pipelines.clients.text.base import TextResult, TextTask
 from generia_pipelines.clients.text.errors import InvalidOutputError, TextProviderError
 from generia_pipelines.generation.prompts import Prompt
-from generia_pipelines.ledger import Ledger, StoredImage, Unit
+from generia_pipelines.ledger import Ledger, Reservation, StoredImage, Unit
 from generia_pipelines.units.causes import ProviderDown, TooManyInvalid
 from generia_pipelines.units.session import ClaimSession
+from generia_pipelines.units.spend import PaidKind
 
 T = TypeVar("T", bound=BaseModel)
 log = logging.getLogger(__name__)
@@ -161,16 +162,7 @@ class PaidCalls:
         given back when the provider provably did not bill it. With ``record``, the text
         (``record(value)``: payload and author) is stored in the write that charges it, and
         the unit is returned as recorded."""
-        self.claims.ensure(key)
-        reservation = self.ledger.reserve(
-            key,
-            self.budget,
-            holder=self.claims.holder.token,
-            ttl_s=self.claims.ttl_s,
-            kind="text",
-            usd=self.text_usd,
-            period=self.period,
-        )
+        reservation = self._reserve(key, "text")
         try:
             result = await provider.generate(TextTask(schema, prompt, self.world_id, key))
         except InvalidOutputError as error:  # the rejected replies were billed
@@ -226,17 +218,7 @@ class PaidCalls:
         """One paid image task of the unit: the stored image, or the billed unusable result
         (the caller may try once more); any other failure is raised."""
         self.gate.check()
-        self.claims.ensure(key)
-        reservation = self.ledger.reserve(
-            key,
-            self.budget,
-            holder=self.claims.holder.token,
-            ttl_s=self.claims.ttl_s,
-            kind="image",
-            usd=self.image_usd,
-            period=self.period,
-            resume=True,
-        )
+        reservation = self._reserve(key, "image")
         task_seed = _derived_seed(seed, task_number)
         try:
             image = await provider.run_task(reservation.reservation_id, prompt, seed=task_seed)
@@ -273,6 +255,21 @@ class PaidCalls:
         if kept is None:  # pragma: no cover - the unit has an image
             raise RuntimeError(f"{key}: the image recorded first is missing")
         return kept
+
+    def _reserve(self, key: str, kind: PaidKind) -> Reservation:
+        """The intent of one paid call of ``key``, under this run's lease on it. An image
+        resumes the unit's open intent (its taskUUID), if an earlier run left one."""
+        self.claims.ensure(key)
+        return self.ledger.reserve(
+            key,
+            self.budget,
+            holder=self.claims.holder.token,
+            ttl_s=self.claims.ttl_s,
+            kind=kind,
+            usd=self.image_usd if kind == "image" else self.text_usd,
+            period=self.period,
+            resume=kind == "image",
+        )
 
     def _settle_failure(self, key: str, reservation_id: str, error: RunwareError) -> None:
         """A failed task's reservation: given back if provably not billed, charged if it
