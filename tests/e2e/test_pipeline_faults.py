@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -220,3 +224,33 @@ def test_world_missing_from_the_catalog_fails_naming_it(bed: Bed) -> None:
     assert not result.success
     text = _failure_text(result)
     assert "ghost-town" in text and "worlds.yaml" in text
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small disk needs root")
+def test_a_ledger_that_cannot_be_written_stops_the_day_before_any_image(
+    bed: Bed, tmp_path: Path
+) -> None:
+    """The ledger's disk fills up mid-life: the day's run stops with an error naming the
+    ledger's file, pays Runware for nothing (no intent, no call), and is not retried."""
+    disk = tmp_path / "ledger-disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(disk)]).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        path = disk / "ledger.sqlite"
+        small = replace(bed, ledger_url=f"sqlite:///{path}")
+        assert small.setup(WORLD_ID).success
+        before = _images(bed)
+        filler = disk / "filler"
+        subprocess.run(["dd", "if=/dev/zero", f"of={filler}", "bs=4k"], capture_output=True)
+        result = small.day(WORLD_ID, DAY, raise_on_error=False)
+        assert not result.success
+        text = _failure_text(result)
+        assert f"the ledger at sqlite:///{path} cannot be used" in text
+        assert "not retried" in text
+        assert _images(bed) == before  # no image without its intent in the ledger
+        filler.unlink()
+        assert small.day(WORLD_ID, DAY).success  # space again: the day completes
+        assert _images(bed) == before + WORLD["posts_per_day"]
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
