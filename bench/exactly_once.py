@@ -332,8 +332,6 @@ def problems(report: dict[str, Any]) -> list[str]:
             continue
         for row in result["rows"]:
             for key in ("paid_twice", "duplicate_characters", "duplicate_posts", "stuck"):
-                if key == "stuck" and row["scenario"] == "invalid":
-                    continue  # reported as a finding (stuck_on_budget), not a regression here
                 if row[key]:
                     found.append(f"{backend} {row['scenario']}: {key} = {row[key]}")
             if row["scenario"] == "outage":

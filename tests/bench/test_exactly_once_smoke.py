@@ -33,11 +33,12 @@ def test_exactly_once_smoke_audit_is_clean(tmp_path: Path) -> None:
     for backend, variants in report["backends"].items():
         rows = {row["scenario"]: row for row in variants["current"]["rows"]}
         assert set(rows) == {"concurrent", "sigkill", "outage", "invalid"}, backend
-        for name, row in rows.items():
+        for row in rows.values():
             assert row["paid_twice"] == 0, (backend, row)
             assert row["duplicate_characters"] == 0 and row["duplicate_posts"] == 0, row
-            if name != "invalid":  # there a day may be stuck on its spent budget: reported
-                assert row["stuck"] == 0, (backend, row)
+            # Even after Runware sent garbage: the slow start caps the waste, so the budget
+            # left finishes the day once Runware is fixed.
+            assert row["stuck"] == 0, (backend, row)
         assert rows["concurrent"]["images_billed"] == rows["concurrent"]["images_needed"]
         assert rows["sigkill"]["images_billed"] == rows["sigkill"]["images_needed"]
         assert rows["sigkill"]["runs_killed"] >= 1
