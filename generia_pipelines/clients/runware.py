@@ -43,7 +43,6 @@ import socket
 import ssl
 import sys
 import threading
-import time
 import urllib.parse
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
@@ -750,8 +749,9 @@ class RunwareImages:
         self._semaphore: asyncio.Semaphore | None = None
         self._connect_lock: asyncio.Lock | None = None
         self._connection: _Connection | None = None
-        #: When and how the last connect failed, shared with the calls waiting for it.
-        self._unreachable: tuple[float, RunwareUnreachable] | None = None
+        #: How often, and how last, a connect failed: shared with the calls waiting for it.
+        self._connect_failures = 0
+        self._unreachable: RunwareUnreachable | None = None
         self._retired: set[_Connection] = set()
         self._http: httpx.AsyncClient | None = None
         self._closed = False
@@ -812,26 +812,24 @@ class RunwareImages:
     async def connect(self) -> None:
         """Open and authenticate the connection now (setup errors surface here).
 
-        Calls waiting for the connection while an attempt fails get that failure at once
-        instead of each trying again in turn: during an outage, ten calls in flight would
-        otherwise take ten connect timeouts one after another to give up.
+        Calls that were waiting for the connection while an attempt failed get that
+        failure at once instead of each trying again in turn: during an outage, ten calls
+        in flight would otherwise take ten connect timeouts one after another to give up.
+        A call's own retry, made after the failure, tries again.
         """
         _, lock = self._bind()
+        failures_seen = self._connect_failures
         async with lock:
             if self._connection is not None:
                 return
-            failed = self._unreachable
-            if (
-                failed is not None
-                and time.monotonic() - failed[0] < self.settings.connect_timeout_s
-            ):
-                raise RunwareUnreachable(failed[1].detail)
+            if self._connect_failures > failures_seen and self._unreachable is not None:
+                raise RunwareUnreachable(self._unreachable.detail)
             try:
                 self._connection = _Connection(await self._open_client())
             except RunwareUnreachable as exc:
-                self._unreachable = (time.monotonic(), exc)
+                self._unreachable = exc
+                self._connect_failures += 1
                 raise
-            self._unreachable = None
 
     async def close(self) -> None:
         """Disconnect (bounded); the instance cannot be used afterwards."""
