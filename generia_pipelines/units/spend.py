@@ -234,12 +234,9 @@ class SpendStore(UnitStore):
                 ).one_or_none()
             reservation_id = open_row.reservation_id if open_row else str(uuid.uuid4())
             spent, reserved = self._spend_and_reserved(conn, world_id, period, now, reservation_id)
-            requested = Spend(images, text_calls, usd)
-            overruns = budget.overruns(spent + reserved, requested)
-            if overruns:
-                raise BudgetExceeded(
-                    world_id, period, budget, spent, requested, overruns, reserved=reserved
-                )
+            self._refuse_if_over(
+                world_id, period, budget, spent, reserved, Spend(images, text_calls, usd)
+            )
             takeovers = 0
             if open_row is not None:
                 takeovers = int(open_row.takeovers) + 1
@@ -335,6 +332,17 @@ class SpendStore(UnitStore):
             rows = conn.execute(query.order_by(_R.c.created_at)).all()
         return [{**row._mapping, "expires_at": as_utc(row.expires_at)} for row in rows]
 
+    @staticmethod
+    def _refuse_if_over(
+        world_id: str, period: str, budget: Budget, spent: Spend, reserved: Spend, asked: Spend
+    ) -> None:
+        """Raise ``BudgetExceeded`` when ``asked`` does not fit beside spend and reservations."""
+        overruns = budget.overruns(spent + reserved, asked)
+        if overruns:
+            raise BudgetExceeded(
+                world_id, period, budget, spent, asked, overruns, reserved=reserved
+            )
+
     def reserved(self, world_id: str, period: str = SETUP_PERIOD) -> Spend:
         """What live reservations (calls in flight) hold of a world's period now."""
         world_id, period = _spend_key(world_id, period)
@@ -362,11 +370,7 @@ class SpendStore(UnitStore):
         with self._transaction() as conn:
             spent = self._spend_row(conn, world_id, period, lock=True)
             reserved = self._live_reserved(conn, world_id, period, now_utc())
-            overruns = budget.overruns(spent + reserved, requested)
-            if overruns:
-                raise BudgetExceeded(
-                    world_id, period, budget, spent, requested, overruns, reserved=reserved
-                )
+            self._refuse_if_over(world_id, period, budget, spent, reserved, requested)
             total = spent + requested
             self._add_spend(conn, world_id, period, total)
         return total
@@ -411,11 +415,7 @@ class SpendStore(UnitStore):
         with self._transaction() as conn:
             spent = self._spend_row(conn, world_id, period, lock=False)
             reserved = self._live_reserved(conn, world_id, period, now_utc())
-        overruns = budget.overruns(spent + reserved, requested)
-        if overruns:
-            raise BudgetExceeded(
-                world_id, period, budget, spent, requested, overruns, reserved=reserved
-            )
+        self._refuse_if_over(world_id, period, budget, spent, reserved, requested)
         return spent
 
     def spent(self, world_id: str, period: str | None = None) -> Spend:

@@ -6,28 +6,16 @@ is that the harness populates what it says, through the real jobs, and reports e
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
+from smoke_helpers import run_smoke
 
 
 @pytest.mark.timeout(600)
 def test_harness_smoke_runs_every_scenario(tmp_path: Path) -> None:
     out = tmp_path / "figures.json"
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "harness.py"), "--smoke", "--json", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=540,
-    )
-    assert done.returncode == 0, done.stderr[-4000:]
-    report = json.loads(out.read_text())
+    report, printed = run_smoke("harness.py", out)
     rows = {row["scenario"]: row for row in report["scenarios"]}
     # smoke sizes (bench/harness.py SMOKE): 3 characters + 6 posts; 3 worlds of 2 + 4;
     # 4 set-up worlds × 3 posts
@@ -40,7 +28,7 @@ def test_harness_smoke_runs_every_scenario(tmp_path: Path) -> None:
     overhead = report["overhead"]
     assert overhead["run_wall_ms"] > 0 and overhead["first_step_cold_ms"] > 0
     assert set(report["naive_per_item_s"]) == {"world_setup", "character_with_avatar", "post"}
-    assert "one world" in done.stdout and "bound set by" in done.stdout
+    assert "one world" in printed and "bound set by" in printed
 
 
 @pytest.mark.timeout(600)
@@ -48,15 +36,7 @@ def test_scale_smoke_ticks_and_ui_queries_answer(tmp_path: Path) -> None:
     """bench/scale.py at 20 worlds × 5 days: the schedule, the sensor and the UI queries run
     against PostgreSQL and the real webserver, and report no problem."""
     out = tmp_path / "scale.json"
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "scale.py"), "--smoke", "--json", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=540,
-    )
-    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
-    report = json.loads(out.read_text())
+    report, _ = run_smoke("scale.py", out)
     assert report["problems"] == []
     sections = {figure["section"] for figure in report["figures"]}
     assert {"setup", "schedule", "sensor", "ui"} <= sections

@@ -6,28 +6,16 @@ and unusable images leave no image paid twice, no duplicate and no world stuck.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
+from smoke_helpers import run_smoke
 
 
 @pytest.mark.timeout(600)
 def test_exactly_once_smoke_audit_is_clean(tmp_path: Path) -> None:
     out = tmp_path / "exactly_once.json"
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "exactly_once.py"), "--smoke", "--json", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=540,
-    )
-    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
-    report = json.loads(out.read_text())
+    report, printed = run_smoke("exactly_once.py", out)
     assert report["problems"] == []
     assert "sqlite" in report["backends"]
     for backend, variants in report["backends"].items():
@@ -47,4 +35,4 @@ def test_exactly_once_smoke_audit_is_clean(tmp_path: Path) -> None:
         assert rows["invalid"]["faulty_runs_failed"] == rows["invalid"]["trials"]
     if "postgresql" not in report["backends"]:
         assert any("PostgreSQL" in note for note in report["notes"])
-    assert "sqlite" in done.stdout and "paid2x" in done.stdout
+    assert "sqlite" in printed and "paid2x" in printed
