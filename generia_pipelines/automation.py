@@ -2,14 +2,13 @@
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 
 from dagster import (
     AssetKey,
     AssetSelection,
     DefaultScheduleStatus,
     DefaultSensorStatus,
-    PartitionedConfig,
     PartitionsDefinition,
     RunRequest,
     ScheduleEvaluationContext,
@@ -21,9 +20,14 @@ from dagster import (
     schedule,
     sensor,
 )
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+)
 
+from generia_pipelines.assets.batch import partitions_per_run
 from generia_pipelines.assets.posts import day_posts, world_days
-from generia_pipelines.assets.world import world_brief, world_characters
+from generia_pipelines.assets.world import world_setup
 from generia_pipelines.executor import generia_executor
 from generia_pipelines.partitions import (
     DATE_DIMENSION,
@@ -34,8 +38,10 @@ from generia_pipelines.partitions import (
 from generia_pipelines.resources.catalog import CatalogResource
 
 BACKFILL_DAYS_VAR = "GENERIA_BACKFILL_DAYS"
-#: Run tag naming the run's world; deploy/dagster.yaml allows one run per value at a time.
+#: Run tag naming a one-partition run's world, to find a world's runs in the UI.
 WORLD_TAG = "generia/world"
+#: Run tag of a range run: its first and last world (``first..last``).
+WORLDS_TAG = "generia/worlds"
 WORLDS = worlds_partitions.name or "worlds"
 
 
@@ -45,28 +51,13 @@ def world_of_partition(partition_key: str) -> str:
 
 
 def world_tags(partition_key: str) -> Mapping[str, str]:
-    """The ``generia/world`` tag of a partition's run."""
+    """The ``generia/world`` tag of a partition's run (runs of one world may run at once
+    on every launch path; the ledger's claims keep them from doing the same work twice)."""
     return {WORLD_TAG: world_of_partition(partition_key)}
 
 
-def per_world_config(partitions_def: PartitionsDefinition) -> PartitionedConfig:
-    """No run config per partition, only the world tag.
-
-    Dagster tags a run with its partition (``dagster/partition``, and per dimension for world
-    × date), but with nothing the two jobs share: with this tag the run queue never runs a
-    world's ``populate_world`` and ``daily_posts`` at once, and since it is first in, first
-    out, posts queued after a world's setup wait for it. Job backfills, the schedule, the
-    sensor and the launchpad all take a job's partition tags from here.
-    """
-    return PartitionedConfig(
-        partitions_def=partitions_def,
-        run_config_for_partition_key_fn=lambda _key: {},
-        tags_for_partition_key_fn=world_tags,
-    )
-
-
 def partition_request(
-    job_name: str, config: PartitionedConfig, partition_key: str, run_key: str
+    job_name: str, partitions_def: PartitionsDefinition, partition_key: str, run_key: str
 ) -> RunRequest:
     """A run request for a key known to exist, tagged here as Dagster would tag it.
 
@@ -75,28 +66,76 @@ def partition_request(
     PostgreSQL, measured by bench/scale.py), for keys the caller just read from it or adds
     in the same tick.
     """
-    tags = config.get_tags_for_partition_key(partition_key, job_name=job_name)
+    tags = {
+        **partitions_def.get_tags_for_partition_key(str(partition_key)),
+        **world_tags(str(partition_key)),
+    }
     return RunRequest(job_name=job_name, partition_key=partition_key, run_key=run_key, tags=tags)
 
 
-populate_world_config = per_world_config(worlds_partitions)
+def range_request(
+    job_name: str,
+    partitions_def: PartitionsDefinition,
+    first: str,
+    last: str,
+    run_key: str,
+    worlds: tuple[str, str],
+) -> RunRequest:
+    """One run of every partition from ``first`` to ``last`` (a rectangle of worlds × days
+    for world × date keys); a range of one partition is an ordinary partition run."""
+    if first == last:
+        return partition_request(job_name, partitions_def, first, run_key)
+    tags = {
+        ASSET_PARTITION_RANGE_START_TAG: str(first),
+        ASSET_PARTITION_RANGE_END_TAG: str(last),
+        **(
+            {WORLD_TAG: worlds[0]}
+            if worlds[0] == worlds[1]
+            else {WORLDS_TAG: f"{worlds[0]}..{worlds[1]}"}
+        ),
+    }
+    return RunRequest(job_name=job_name, run_key=run_key, tags=tags)
+
+
+def contiguous_chunks(
+    ordered: Sequence[str], wanted: Collection[str], size: int
+) -> list[list[str]]:
+    """``wanted`` keys cut into runs of at most ``size`` that are contiguous in ``ordered``.
+
+    A range run takes every key between its first and its last in the partitions' order
+    (the order the worlds were added in), so a key not wanted ends the chunk before it.
+    """
+    chunks: list[list[str]] = []
+    current: list[str] = []
+    for key in ordered:
+        if key in wanted:
+            current.append(key)
+            if len(current) == size:
+                chunks.append(current)
+                current = []
+        elif current:
+            chunks.append(current)
+            current = []
+    if current:
+        chunks.append(current)
+    return chunks
+
 
 populate_world = define_asset_job(
     "populate_world",
-    selection=AssetSelection.assets(world_brief, world_characters),
-    config=populate_world_config,
+    selection=AssetSelection.assets(world_setup),
     executor_def=generia_executor,
-    description="Set a world up: its brief, its characters and their avatars.",
+    description="Set worlds up: their brief, characters and avatars (one world, or a range "
+    "of them in one run).",
 )
 
-daily_posts_config = per_world_config(world_days)
 
 daily_posts = define_asset_job(
     "daily_posts",
     selection=AssetSelection.assets(day_posts),
-    config=daily_posts_config,
     executor_def=generia_executor,
-    description="One world's posts of one day: drafts, images, publication.",
+    description="Worlds' posts of a day: drafts, images, publication (one world-day, or a "
+    "range of them in one run).",
 )
 
 post_days = world_days.get_partitions_def_for_dimension(DATE_DIMENSION)
@@ -111,9 +150,12 @@ post_days = world_days.get_partitions_def_for_dimension(DATE_DIMENSION)
     description="Every morning, each world's posts for the day that just ended.",
 )
 def daily_posts_schedule(context: ScheduleEvaluationContext) -> list[RunRequest] | SkipReason:
-    """One run per world for the last complete day, as build_schedule_from_partitioned_job
-    made them (run key = partition key), but with the worlds read in one query and the keys
-    not looked up again one by one (see partition_request)."""
+    """Every world's last complete day, K worlds per run (GENERIA_PARTITIONS_PER_RUN).
+
+    Each request is a range of worlds in the order they were added, for one day; a world
+    whose key is unusable (added by hand, bypassing the sensor) is left out and ends the
+    range before it. The worlds are read in one query and no key is looked up again.
+    """
     # As Dagster's partitioned schedules: the instance is the store, unless under test.
     store = context.instance if context.instance_ref is not None else None
     with partition_loading_context(context.scheduled_execution_time, store):
@@ -121,14 +163,25 @@ def daily_posts_schedule(context: ScheduleEvaluationContext) -> list[RunRequest]
         worlds = worlds_partitions.get_partition_keys()
     if day is None:
         return SkipReason(f"no complete day since the first partition day ({post_days})")
-    requests: list[RunRequest] = []
+    usable: set[str] = set()
     for world_id in worlds:
         try:
-            key = world_day_key(world_id, day)
-        except InvalidWorldKey as exc:  # added by hand, bypassing the sensor's validation
+            world_day_key(world_id, day)
+        except InvalidWorldKey as exc:
             context.log.warning(f"no posts for {world_id!r}: {exc}")
             continue
-        requests.append(partition_request(daily_posts.name, daily_posts_config, key, key))
+        usable.add(world_id)
+    requests = [
+        range_request(
+            daily_posts.name,
+            world_days,
+            world_day_key(chunk[0], day),
+            world_day_key(chunk[-1], day),
+            f"{day}|{chunk[0]}..{chunk[-1]}" if len(chunk) > 1 else world_day_key(chunk[0], day),
+            (chunk[0], chunk[-1]),
+        )
+        for chunk in contiguous_chunks(worlds, usable, partitions_per_run())
+    ]
     return requests or SkipReason("no worlds yet: the new_worlds_sensor adds them")
 
 
@@ -182,34 +235,33 @@ def new_worlds_sensor(context: SensorEvaluationContext, catalog: CatalogResource
     listing = catalog.list_outside_run()
     for skipped in listing.skipped:
         context.log.warning(f"catalog world {skipped.world_id!r} skipped: {skipped.reason}")
-    known = set(context.instance.get_dynamic_partitions(WORLDS))
+    ordered = list(context.instance.get_dynamic_partitions(WORLDS))
+    known = set(ordered)
     new = [w.id for w in listing.worlds if w.id not in known]
+    per_run = partitions_per_run()
+    # Added in this order in this tick, so each chunk is a contiguous range of worlds.
     requests = [
-        partition_request(
-            populate_world.name, populate_world_config, world_id, f"populate_world:{world_id}"
+        range_request(
+            populate_world.name,
+            worlds_partitions,
+            chunk[0],
+            chunk[-1],
+            f"populate_world:{chunk[0]}" + (f"..{chunk[-1]}" if len(chunk) > 1 else ""),
+            (chunk[0], chunk[-1]),
         )
-        for world_id in new
+        for chunk in contiguous_chunks(new, set(new), per_run)
     ]
     cursor = context.cursor
     days = backfill_days()
     if days:
         done = backfilled_worlds(context.cursor)
         ready = context.instance.get_materialized_partitions(AssetKey("character_avatars"))
-        fresh = sorted((ready & {w.id for w in listing.worlds}) - done)
-        # Only days that are partitions: the latest first, none before the first day.
-        day_keys = post_days.get_partition_keys()[-days:][::-1]
-        for world_id in fresh:
-            requests.extend(
-                partition_request(
-                    daily_posts.name,
-                    daily_posts_config,
-                    world_day_key(world_id, day),
-                    f"daily_posts:{world_id}:{day}",
-                )
-                for day in day_keys
-            )
+        fresh = (ready & {w.id for w in listing.worlds}) - done
+        # Only days that are partitions, none before the first day.
+        day_keys = post_days.get_partition_keys()[-days:]
+        requests.extend(backfill_requests(ordered, fresh, day_keys, per_run))
         if fresh:
-            cursor = backfill_cursor(done | set(fresh))
+            cursor = backfill_cursor(done | fresh)
     if not requests:
         return SensorResult(skip_reason=SkipReason(f"no new worlds in {listing.source}"))
     return SensorResult(
@@ -217,3 +269,33 @@ def new_worlds_sensor(context: SensorEvaluationContext, catalog: CatalogResource
         dynamic_partitions_requests=[worlds_partitions.build_add_request(new)] if new else [],
         cursor=cursor,
     )
+
+
+def backfill_requests(
+    ordered: Sequence[str], fresh: Collection[str], day_keys: Sequence[str], per_run: int
+) -> list[RunRequest]:
+    """The past days of newly set-up worlds, as rectangles of worlds × days of at most
+    ``per_run`` world-days: each run takes all the days of a few worlds, so a world's
+    backfill lands in one run."""
+    if not day_keys or not fresh:
+        return []
+    days_per_run = min(len(day_keys), per_run)
+    worlds_per_run = max(1, per_run // days_per_run)
+    requests = []
+    for chunk in contiguous_chunks(ordered, fresh, worlds_per_run):
+        for start in range(0, len(day_keys), days_per_run):
+            span_days = day_keys[start : start + days_per_run]
+            first_day, last_day = span_days[0], span_days[-1]
+            span = f"{chunk[0]}..{chunk[-1]}" if len(chunk) > 1 else chunk[0]
+            days_span = f"{first_day}..{last_day}" if first_day != last_day else first_day
+            requests.append(
+                range_request(
+                    daily_posts.name,
+                    world_days,
+                    world_day_key(chunk[0], first_day),
+                    world_day_key(chunk[-1], last_day),
+                    f"daily_posts:{span}:{days_span}",
+                    (chunk[0], chunk[-1]),
+                )
+            )
+    return requests

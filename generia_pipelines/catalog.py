@@ -416,6 +416,8 @@ class WorldCatalog(Protocol):
 
     async def get_world(self, world_id: str) -> WorldSpec: ...
 
+    async def get_worlds(self, world_ids: Sequence[str]) -> dict[str, WorldSpec | Exception]: ...
+
 
 class FileCatalog:
     """The worlds of a YAML file, re-read on every call so edits apply without a reload."""
@@ -435,6 +437,20 @@ class FileCatalog:
     async def get_world(self, world_id: str) -> WorldSpec:
         """The world, or an error naming its problems; another world's problems do not stop it."""
         contents = await asyncio.to_thread(read_worlds_file, self.path)
+        return self._find(contents, world_id)
+
+    async def get_worlds(self, world_ids: Sequence[str]) -> dict[str, WorldSpec | Exception]:
+        """Each world or its error, from one read of the file (a run of many worlds)."""
+        contents = await asyncio.to_thread(read_worlds_file, self.path)
+        found: dict[str, WorldSpec | Exception] = {}
+        for world_id in world_ids:
+            try:
+                found[world_id] = self._find(contents, world_id)
+            except CatalogError as exc:
+                found[world_id] = exc
+        return found
+
+    def _find(self, contents: WorldsFile, world_id: str) -> WorldSpec:
         for spec in contents.worlds:
             if spec.id == world_id:
                 return spec
@@ -583,3 +599,15 @@ class ServiceCatalog:
         if mapped.spec is None:
             raise UnusableWorld(world_id, mapped.skipped or "unusable")
         return mapped.spec
+
+    async def get_worlds(self, world_ids: Sequence[str]) -> dict[str, WorldSpec | Exception]:
+        """Each world or the error looking it up raised, one GetWorld each, side by side."""
+
+        async def one(world_id: str) -> WorldSpec | Exception:
+            try:
+                return await self.get_world(world_id)
+            except Exception as exc:  # each world's own error, raised by its own partition
+                return exc
+
+        found = await asyncio.gather(*(one(world_id) for world_id in world_ids))
+        return dict(zip(world_ids, found, strict=True))

@@ -8,10 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import re
+import warnings
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TypeVar
 
-from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetKey, MetadataValue
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetKey,
+    MetadataValue,
+    PartitionsDefinition,
+    PreviewWarning,
+)
 
 from generia_pipelines.clients.errors import RpcError
 from generia_pipelines.clients.platform import CharacterClient, MediaClient, PostClient
@@ -46,8 +55,13 @@ async def _each(
     return list(await asyncio.gather(*(one(item) for item in items)))
 
 
-def specs(asset: str, *names: str) -> list[AssetCheckSpec]:
-    return [AssetCheckSpec(name, asset=asset) for name in names]
+def specs(
+    asset: str, *names: str, partitions_def: PartitionsDefinition | None = None
+) -> list[AssetCheckSpec]:
+    """The checks of ``asset``, partitioned like it so each partition has its own verdict."""
+    with warnings.catch_warnings():  # partitioned checks are a preview in Dagster 1.13
+        warnings.simplefilter("ignore", category=PreviewWarning)
+        return [AssetCheckSpec(name, asset=asset, partitions_def=partitions_def) for name in names]
 
 
 def character_count(

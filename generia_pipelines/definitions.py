@@ -7,7 +7,7 @@ from typing import Any
 from dagster import Definitions
 
 from generia_pipelines.assets.posts import day_posts
-from generia_pipelines.assets.world import world_brief, world_characters
+from generia_pipelines.assets.world import world_setup
 from generia_pipelines.automation import (
     daily_posts,
     daily_posts_schedule,
@@ -26,7 +26,7 @@ from generia_pipelines.resources.ledger import LedgerResource
 from generia_pipelines.resources.runware import RunwareResource
 from generia_pipelines.resources.text import TextGenerationResource
 
-ASSETS = [world_brief, world_characters, day_posts]
+ASSETS = [world_setup, day_posts]
 
 
 def resources_from_env() -> dict[str, Any]:

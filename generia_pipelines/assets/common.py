@@ -12,7 +12,6 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, ParamSpec, TypeVar
 
 from dagster import (
-    AssetExecutionContext,
     Backoff,
     Failure,
     Jitter,
@@ -55,12 +54,12 @@ __all__ = [
     "Outcome",
     "Stages",
     "Tally",
+    "as_failure",
     "fail_fast_on_bad_input",
     "fail_if_any",
     "fan_out",
     "image_gallery",
     "retry_is_futile",
-    "run_partition_key",
     "stages_failure",
     "table_md",
     "unit_work",
@@ -114,41 +113,45 @@ def retry_is_futile(exc: BaseException) -> bool:
     return isinstance(exc, TextProviderError) and exc.status in _FUTILE_HTTP
 
 
-def run_partition_key(context: AssetExecutionContext) -> str:
-    """The run's partition key, or "" when it has none.
-
-    Dagster accepts an empty dynamic partition key and then treats the run as unpartitioned;
-    the key's validation should say so, not Dagster's "non-partitioned run" invariant.
-    """
-    return context.partition_key if context.has_partition_key else ""
-
-
-def fail_fast_on_bad_input(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
-    """Turn a futile-to-retry error into a Failure Dagster does not retry.
+def as_failure(exc: BaseException) -> BaseException:
+    """The error a step should raise for ``exc``: a Failure Dagster does not retry when no
+    retry can help, ``exc`` itself otherwise.
 
     Every asset has a retry policy for transient trouble; without this a missing world or a
     refused key would be retried three times with backoff, and its message buried under
     "Exceeded max_retries".
     """
+    if isinstance(exc, Failure):
+        return exc
+    if isinstance(exc, StepStopped):
+        failure = Failure(
+            description=str(exc),
+            metadata={**exc.tally.metadata(), "cause": str(exc.cause)},
+            allow_retries=False,
+        )
+        failure.__cause__ = exc.cause
+        return failure
+    if not retry_is_futile(exc):
+        return exc
+    failure = Failure(
+        description=f"{type(exc).__name__}: {exc} ({NOT_RETRIED})", allow_retries=False
+    )
+    failure.__cause__ = exc
+    return failure
+
+
+def fail_fast_on_bad_input(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    """Raise a futile-to-retry error as a Failure Dagster does not retry (see as_failure)."""
 
     @functools.wraps(fn)
     async def run(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return await fn(*args, **kwargs)
-        except Failure:
-            raise
-        except StepStopped as stop:
-            raise Failure(
-                description=str(stop),
-                metadata={**stop.tally.metadata(), "cause": str(stop.cause)},
-                allow_retries=False,
-            ) from stop.cause
         except Exception as exc:
-            if not retry_is_futile(exc):
+            failure = as_failure(exc)
+            if failure is exc:
                 raise
-            raise Failure(
-                description=f"{type(exc).__name__}: {exc} ({NOT_RETRIED})", allow_retries=False
-            ) from exc
+            raise failure from failure.__cause__
 
     return run
 

@@ -7,8 +7,6 @@ draft and every post for the last image; ``bench/harness.py`` measured that as a
 a world's wall time. The assets stay separate in the graph and can be materialized alone.
 """
 
-from datetime import date
-
 from dagster import (
     AssetExecutionContext,
     AssetKey,
@@ -38,14 +36,22 @@ from generia_pipelines.units.day import (
     draft_of,
     make_day,
 )
+from generia_pipelines.units.session import ClaimSession
 
+from .batch import (
+    PartitionOutcome,
+    backfill_policy,
+    materialized_by_this_run,
+    partitions_in_flight,
+    run_partition_keys,
+    run_partitions,
+)
 from .common import (
     GROUP,
     RETRY,
     RUNWARE_POOL,
     fail_fast_on_bad_input,
     image_gallery,
-    run_partition_key,
     stages_failure,
     table_md,
     unit_work,
@@ -59,11 +65,80 @@ DRAFTS, IMAGES, POSTS_ASSET = AssetKey("post_drafts"), AssetKey("post_images"), 
 STAGE_ASSETS = {DRAFT_STAGE: DRAFTS, IMAGE_STAGE: IMAGES, POSTS: POSTS_ASSET}
 
 
-async def _world_day(
-    context: AssetExecutionContext, catalog: CatalogResource, world: WorldResource
-) -> tuple[WorldSpec, date]:
-    world_id, day = split_world_day_key(run_partition_key(context))
-    return await catalog.open(world).get_world(world_id), day
+class DayPosts:
+    """A run's world-days of posts: the resources, the run's claims and the selected stages."""
+
+    def __init__(
+        self,
+        context: AssetExecutionContext,
+        worlds: dict[str, WorldSpec | Exception],
+        claims: ClaimSession,
+        text: TextGenerationResource,
+        media: MediaResource,
+        runware: RunwareResource,
+        post: PostResource,
+        ledger: LedgerResource,
+    ) -> None:
+        self.worlds, self.claims = worlds, claims
+        self.text, self.media, self.runware, self.post = text, media, runware, post
+        self.book = ledger.ledger
+        self.selected = {
+            stage for stage, key in STAGE_ASSETS.items() if key in context.selected_asset_keys
+        }
+        # The text and Runware clients bound their own calls; this many posts in flight
+        # keeps both busy and lets uploads and publishing overlap the next images.
+        self.width = text.max_concurrency + 2 * runware.concurrency
+
+    async def world_day(self, key: str) -> PartitionOutcome:
+        """Every selected stage of every post of one world-day; the results of the stages
+        that finished, and the failure of those that did not."""
+        world_id, day = split_world_day_key(key)
+        spec = self.worlds[world_id]
+        if isinstance(spec, Exception):
+            raise spec
+        book = self.book
+        brief = stored_brief(book, spec.id)
+        people = {str(u.character_id): u for u in created_characters(book, spec.id)}
+        if not people:
+            raise Failure(f"world {spec.id!r} has no characters yet: run populate_world first")
+        if DRAFT_STAGE not in self.selected and not any(
+            u.reached(Stage.TEXT_DONE) for u in day_units(book, spec.id, day)
+        ):
+            raise Failure(f"no drafts for {spec.id} on {day}: materialize post_drafts first")
+        work = unit_work(
+            spec.id,
+            day.isoformat(),
+            spec.daily_budget(),
+            book,
+            self.claims,
+            text=self.text,
+            runware=self.runware,
+            media=self.media,
+        )
+        state = DayState(
+            spec, day, work, self.post.client, honours_idempotency=self.post.honours_idempotency
+        )
+        await make_day(state, people, brief, self.selected, self.width)
+        outcome = PartitionOutcome(key)
+        for stage in STAGES:
+            if stage not in self.selected or state.stages.tallies[stage].failed:
+                break
+            if stage == DRAFT_STAGE:
+                outcome.results.append(drafts_result(state, people))
+            elif stage == IMAGE_STAGE:
+                outcome.results.append(images_result(state))
+            else:
+                ready = [u for u in day_units(book, spec.id, day) if u.reached(Stage.CONFIRMED)]
+                waiting = spec.posts_per_day - len(ready)
+                if waiting > 0:
+                    outcome.failure = Failure(
+                        f"{waiting} of {spec.posts_per_day} posts of {spec.id} on {day} have no "
+                        "confirmed image yet; they are published once post_images has made them"
+                    )
+                    return outcome
+                outcome.results.append(await posts_result(state, self.post, self.media))
+        outcome.failure = stages_failure(state.stages)
+        return outcome
 
 
 async def make_posts(
@@ -75,54 +150,35 @@ async def make_posts(
     runware: RunwareResource,
     post: PostResource,
     ledger: LedgerResource,
-) -> tuple[list[MaterializeResult], Failure | None]:
-    """Every selected stage of every post of the day; the results of the stages that
-    finished, and the failure of those that did not."""
-    selected = {stage for stage, key in STAGE_ASSETS.items() if key in context.selected_asset_keys}
-    spec, day = await _world_day(context, catalog, world)
-    book = ledger.ledger
-    brief = stored_brief(book, spec.id)
-    people = {str(u.character_id): u for u in created_characters(book, spec.id)}
-    if not people:
-        raise Failure(f"world {spec.id!r} has no characters yet: run populate_world first")
-    if DRAFT_STAGE not in selected and not any(
-        u.reached(Stage.TEXT_DONE) for u in day_units(book, spec.id, day)
-    ):
-        raise Failure(f"no drafts for {spec.id} on {day}: materialize post_drafts first")
+) -> BaseException | None:
+    """Every world-day of the run, each reported as it finishes; the run's failure, if any."""
+    keys = run_partition_keys(context)
+    if keys == [""]:
+        split_world_day_key("")  # raises, naming the empty key
+    world_ids = sorted({split_world_day_key(key).world_id for key in keys})
+    worlds = await catalog.open(world).get_worlds(world_ids)
+    skip = materialized_by_this_run(
+        context,
+        keys,
+        [
+            STAGE_ASSETS[stage]
+            for stage in STAGES
+            if STAGE_ASSETS[stage] in context.selected_asset_keys
+        ],
+    )
+    posts_each = max(
+        (s.posts_per_day for s in worlds.values() if isinstance(s, WorldSpec)), default=1
+    )
     async with ledger.claims(context.run.run_id, context.log) as claims:
-        work = unit_work(
-            spec.id,
-            day.isoformat(),
-            spec.daily_budget(),
-            book,
-            claims,
-            text=text,
-            runware=runware,
-            media=media,
+        days = DayPosts(context, worlds, claims, text, media, runware, post, ledger)
+        report = await run_partitions(
+            context,
+            keys,
+            days.world_day,
+            in_flight=partitions_in_flight(len(keys), posts_each, days.width),
+            skip=skip,
         )
-        state = DayState(spec, day, work, post.client, honours_idempotency=post.honours_idempotency)
-        # The text and Runware clients bound their own calls; this many posts in flight
-        # keeps both busy and lets uploads and publishing overlap the next images.
-        width = text.max_concurrency + 2 * runware.concurrency
-        await make_day(state, people, brief, selected, width)
-        results = []
-        for stage in STAGES:
-            if stage not in selected or state.stages.tallies[stage].failed:
-                break
-            if stage == DRAFT_STAGE:
-                results.append(drafts_result(state, people))
-            elif stage == IMAGE_STAGE:
-                results.append(images_result(state))
-            else:
-                ready = [u for u in day_units(book, spec.id, day) if u.reached(Stage.CONFIRMED)]
-                waiting = spec.posts_per_day - len(ready)
-                if waiting > 0:
-                    return results, Failure(
-                        f"{waiting} of {spec.posts_per_day} posts of {spec.id} on {day} have no "
-                        "confirmed image yet; they are published once post_images has made them"
-                    )
-                results.append(await posts_result(state, post, media))
-        return results, stages_failure(state.stages)
+    return report.failure("world-days")
 
 
 def drafts_result(state: DayState, people: dict[str, Unit]) -> MaterializeResult:
@@ -205,6 +261,7 @@ async def posts_result(
             group_name=GROUP,
             kinds={"python"},
             partitions_def=world_days,
+            skippable=True,
         ),
         AssetSpec(
             IMAGES,
@@ -214,6 +271,7 @@ async def posts_result(
             group_name=GROUP,
             kinds={"python", "grpc"},
             partitions_def=world_days,
+            skippable=True,
         ),
         AssetSpec(
             POSTS_ASSET,
@@ -222,13 +280,17 @@ async def posts_result(
             group_name=GROUP,
             kinds={"python", "grpc"},
             partitions_def=world_days,
+            skippable=True,
         ),
     ],
     check_specs=[
-        *checks.specs("post_drafts", checks.CAPTION_RULES),
-        *checks.specs("posts", checks.POST_IMAGES_OWNED, checks.NO_DUPLICATES),
+        *checks.specs("post_drafts", checks.CAPTION_RULES, partitions_def=world_days),
+        *checks.specs(
+            "posts", checks.POST_IMAGES_OWNED, checks.NO_DUPLICATES, partitions_def=world_days
+        ),
     ],
     partitions_def=world_days,
+    backfill_policy=backfill_policy(),
     can_subset=True,
     pool=RUNWARE_POOL,
     retry_policy=RETRY,
@@ -243,11 +305,12 @@ async def day_posts(
     post: PostResource,
     ledger: LedgerResource,
 ):  # no return annotation: Dagster reads one as the outputs' types
-    """The day's drafts, images and posts, each post moving on as soon as its stage is done."""
-    results, failure = await fail_fast_on_bad_input(make_posts)(
+    """The day's drafts, images and posts, each post moving on as soon as its stage is done;
+    in a range run, every world-day of the range, each reported as soon as it is done."""
+    failure = await fail_fast_on_bad_input(make_posts)(
         context, catalog, world, text, media, runware, post, ledger
     )
-    for result in results:
-        yield result
     if failure is not None:
         raise failure
+    for _ in ():  # nothing to yield: each world-day was reported by log_event as it finished
+        yield

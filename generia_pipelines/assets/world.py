@@ -1,6 +1,7 @@
 """World setup assets (partitioned by world): the brief, the characters, their avatars."""
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from dagster import (
@@ -10,7 +11,6 @@ from dagster import (
     Failure,
     MaterializeResult,
     MetadataValue,
-    asset,
     multi_asset,
 )
 
@@ -35,30 +35,34 @@ from generia_pipelines.units.cast import (
     make_cast,
     unit_done,
 )
+from generia_pipelines.units.session import ClaimSession
 
+from .batch import (
+    PartitionOutcome,
+    backfill_policy,
+    materialized_by_this_run,
+    partitions_in_flight,
+    run_partition_keys,
+    run_partitions,
+)
 from .common import (
     GROUP,
     RETRY,
     RUNWARE_POOL,
-    TEXT_POOL,
     Outcome,
     fail_fast_on_bad_input,
     image_gallery,
-    run_partition_key,
     stages_failure,
     table_md,
     unit_work,
     variant_url,
 )
 
-__all__ = ["character_profile", "created_characters", "stored_brief", "world_brief"]
+__all__ = ["character_profile", "created_characters", "stored_brief", "world_setup"]
 
-
-async def world_spec(
-    context: AssetExecutionContext, catalog: CatalogResource, world: WorldResource
-) -> WorldSpec:
-    """The partition's world from the catalog; a bad key or a missing world fails clearly."""
-    return await catalog.open(world).get_world(validate_world_key(run_partition_key(context)))
+BRIEF_ASSET = AssetKey("world_brief")
+CHARACTERS_ASSET, AVATARS_ASSET = AssetKey("characters"), AssetKey("character_avatars")
+SETUP_ASSETS = (BRIEF_ASSET, CHARACTERS_ASSET, AVATARS_ASSET)
 
 
 def stored_brief(ledger: Ledger, world_id: str) -> WorldBrief:
@@ -76,48 +80,37 @@ def _params(raw: str | None) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-@asset(
-    partitions_def=worlds_partitions,
-    group_name=GROUP,
-    kinds={"python", "grpc"},
-    pool=TEXT_POOL,
-    retry_policy=RETRY,
-)
-@fail_fast_on_bad_input
-async def world_brief(
-    context: AssetExecutionContext,
-    catalog: CatalogResource,
+async def make_brief(
+    spec: WorldSpec,
+    claims: ClaimSession,
     world: WorldResource,
     text: TextGenerationResource,
-    ledger: LedgerResource,
+    book: Ledger,
+    source: str,
 ) -> MaterializeResult:
     """The world's structured description (setting, tone, visual style) everything draws on."""
-    spec = await world_spec(context, catalog, world)
-    book = ledger.ledger
     key = brief_key(spec.id)
     pushed = False
-    async with ledger.claims(context.run.run_id, context.log) as claims:
-        work = unit_work(spec.id, "", spec.setup_budget(), book, claims, text=text)
-        if await claims.acquire(key, finished=lambda: unit_done(book, key)):
-            brief, outcome, unit = await work.text_for(key, WorldBrief, render_world_brief(spec))
-            if world.configured and not unit.done:
-                # Merge into the world's params: other keys belong to the platform.
-                claims.ensure(key)
-                current = await world.client.get_world(spec.id)
-                params = _params(current.params)
-                params["brief"] = brief.model_dump(mode="json")
-                await world.client.update_world_params(
-                    spec.id, params, idempotency_key=f"{key}/params"
-                )
-                pushed = True
-            book.record_created(key)
-        else:  # another run wrote it while we waited
-            brief, outcome = stored_brief(book, spec.id), Outcome.REUSED
-    context.log.info(f"brief of {spec.id} {outcome.value}; pushed to World service: {pushed}")
+    work = unit_work(spec.id, "", spec.setup_budget(), book, claims, text=text)
+    if await claims.acquire(key, finished=lambda: unit_done(book, key)):
+        brief, outcome, unit = await work.text_for(key, WorldBrief, render_world_brief(spec))
+        if world.configured and not unit.done:
+            # Merge into the world's params: other keys belong to the platform.
+            claims.ensure(key)
+            current = await world.client.get_world(spec.id)
+            params = _params(current.params)
+            params["brief"] = brief.model_dump(mode="json")
+            await world.client.update_world_params(spec.id, params, idempotency_key=f"{key}/params")
+            pushed = True
+        book.record_created(key)
+    else:  # another run wrote it while we waited
+        brief, outcome = stored_brief(book, spec.id), Outcome.REUSED
+    work.log.info(f"brief of {spec.id} {outcome.value}; pushed to World service: {pushed}")
     return MaterializeResult(
+        asset_key=BRIEF_ASSET,
         metadata={
             "world": spec.name,
-            "source": catalog.open(world).source,
+            "source": source,
             "outcome": outcome.value,
             "summary": brief.summary,
             "tone": brief.tone,
@@ -126,61 +119,128 @@ async def world_brief(
             "pushed_to_world_service": pushed,
             "target_characters": spec.characters,
             "posts_per_day": spec.posts_per_day,
-        }
+        },
     )
 
 
-CHARACTERS_ASSET, AVATARS_ASSET = AssetKey("characters"), AssetKey("character_avatars")
-
-
 async def make_characters(
-    context: AssetExecutionContext,
-    catalog: CatalogResource,
-    world: WorldResource,
+    spec: WorldSpec,
+    claims: ClaimSession,
+    selected: set[AssetKey],
     character: CharacterResource,
     media: MediaResource,
     runware: RunwareResource,
     text: TextGenerationResource,
-    ledger: LedgerResource,
+    book: Ledger,
 ) -> tuple[list[MaterializeResult], Failure | None]:
     """The selected stages for every character; the results of the assets that finished and
     the failure of those that did not."""
-    spec = await world_spec(context, catalog, world)
-    book = ledger.ledger
     brief = stored_brief(book, spec.id)
-    selected = set(context.selected_asset_keys)
-    async with ledger.claims(context.run.run_id, context.log) as claims:
-        work = unit_work(
-            spec.id, "", spec.setup_budget(), book, claims, text=text, runware=runware, media=media
+    work = unit_work(
+        spec.id, "", spec.setup_budget(), book, claims, text=text, runware=runware, media=media
+    )
+    cast = Cast(
+        spec,
+        brief,
+        work,
+        character.client,
+        honours_idempotency=character.honours_idempotency,
+        make_characters=CHARACTERS_ASSET in selected,
+        make_avatars=AVATARS_ASSET in selected,
+    )
+    # The text and Runware clients bound their own calls; this many characters in
+    # flight keeps both busy and lets uploads and attaching overlap the next images.
+    await make_cast(cast, width=text.max_concurrency + runware.concurrency)
+    results: list[MaterializeResult] = []
+    failure = stages_failure(cast.stages)
+    if cast.make_characters:
+        if not cast.stages.ok(PROFILES, CHARACTERS):
+            return results, failure
+        units = book.units(spec.id, CHARACTERS)
+        made = [u for u in units if u.done and (u.slot_number or 0) < spec.characters]
+        if len(made) < spec.characters:
+            return results, failure or Failure(
+                f"only {len(made)} of {spec.characters} characters could be planned for "
+                f"{spec.id}; the next run plans the rest"
+            )
+        results.append(characters_result(cast))
+    if cast.make_avatars and cast.stages.ok(AVATARS):
+        results.append(await avatars_result(cast))
+    return results, failure
+
+
+@dataclass(frozen=True)
+class SetupResources:
+    """The resources a world's setup uses."""
+
+    world: WorldResource
+    character: CharacterResource
+    media: MediaResource
+    runware: RunwareResource
+    text: TextGenerationResource
+    ledger: LedgerResource
+
+
+class WorldSetups:
+    """A run's worlds to set up: the resources, the run's claims and the selected assets."""
+
+    def __init__(
+        self,
+        context: AssetExecutionContext,
+        worlds: dict[str, WorldSpec | Exception],
+        source: str,
+        claims: ClaimSession,
+        resources: SetupResources,
+    ) -> None:
+        self.worlds, self.source, self.claims, self.resources = worlds, source, claims, resources
+        self.selected = set(context.selected_asset_keys)
+
+    async def world(self, key: str) -> PartitionOutcome:
+        """The selected setup assets of one world, in order: brief, characters, avatars."""
+        spec = self.worlds[validate_world_key(key)]
+        if isinstance(spec, Exception):
+            raise spec
+        r = self.resources
+        book = r.ledger.ledger
+        outcome = PartitionOutcome(key)
+        if BRIEF_ASSET in self.selected:
+            outcome.results.append(
+                await make_brief(spec, self.claims, r.world, r.text, book, self.source)
+            )
+        if self.selected & {CHARACTERS_ASSET, AVATARS_ASSET}:
+            results, outcome.failure = await make_characters(
+                spec, self.claims, self.selected, r.character, r.media, r.runware, r.text, book
+            )
+            outcome.results.extend(results)
+        return outcome
+
+
+async def make_setups(
+    context: AssetExecutionContext, catalog: CatalogResource, resources: SetupResources
+) -> BaseException | None:
+    """Every world of the run, each reported as it finishes; the run's failure, if any."""
+    keys = [validate_world_key(key) for key in run_partition_keys(context)]
+    worlds_catalog = catalog.open(resources.world)
+    worlds = await worlds_catalog.get_worlds(keys)
+    skip = materialized_by_this_run(
+        context, keys, [key for key in SETUP_ASSETS if key in context.selected_asset_keys]
+    )
+    text, runware = resources.text, resources.runware
+    async with resources.ledger.claims(context.run.run_id, context.log) as claims:
+        setups = WorldSetups(context, worlds, worlds_catalog.source, claims, resources)
+        characters_each = max(
+            (s.characters for s in worlds.values() if isinstance(s, WorldSpec)), default=1
         )
-        cast = Cast(
-            spec,
-            brief,
-            work,
-            character.client,
-            honours_idempotency=character.honours_idempotency,
-            make_characters=CHARACTERS_ASSET in selected,
-            make_avatars=AVATARS_ASSET in selected,
+        report = await run_partitions(
+            context,
+            keys,
+            setups.world,
+            in_flight=partitions_in_flight(
+                len(keys), characters_each, text.max_concurrency + runware.concurrency
+            ),
+            skip=skip,
         )
-        # The text and Runware clients bound their own calls; this many characters in
-        # flight keeps both busy and lets uploads and attaching overlap the next images.
-        await make_cast(cast, width=text.max_concurrency + runware.concurrency)
-        results: list[MaterializeResult] = []
-        failure = stages_failure(cast.stages)
-        if cast.make_characters:
-            if not cast.stages.ok(PROFILES, CHARACTERS):
-                return results, failure
-            units = book.units(spec.id, CHARACTERS)
-            made = [u for u in units if u.done and (u.slot_number or 0) < spec.characters]
-            if len(made) < spec.characters:
-                return results, failure or Failure(
-                    f"only {len(made)} of {spec.characters} characters could be planned for "
-                    f"{spec.id}; the next run plans the rest"
-                )
-            results.append(characters_result(cast))
-        if cast.make_avatars and cast.stages.ok(AVATARS):
-            results.append(await avatars_result(cast))
-        return results, failure
+    return report.failure("worlds")
 
 
 def characters_result(cast: Cast) -> MaterializeResult:
@@ -247,13 +307,23 @@ async def avatars_result(cast: Cast) -> MaterializeResult:
 @multi_asset(
     specs=[
         AssetSpec(
+            BRIEF_ASSET,
+            description="The world's structured description (setting, tone, visual style) "
+            "everything draws on.",
+            group_name=GROUP,
+            kinds={"python", "grpc"},
+            partitions_def=worlds_partitions,
+            skippable=True,
+        ),
+        AssetSpec(
             CHARACTERS_ASSET,
-            deps=[world_brief],
+            deps=[BRIEF_ASSET],
             description="Reconciles the world to its target character count: plan, profile, "
             "CreateCharacter.",
             group_name=GROUP,
             kinds={"python", "grpc"},
             partitions_def=worlds_partitions,
+            skippable=True,
         ),
         AssetSpec(
             AVATARS_ASSET,
@@ -263,18 +333,27 @@ async def avatars_result(cast: Cast) -> MaterializeResult:
             group_name=GROUP,
             kinds={"python", "grpc"},
             partitions_def=worlds_partitions,
+            skippable=True,
         ),
     ],
     check_specs=[
-        *checks.specs("characters", checks.CHARACTER_COUNT, checks.NO_DUPLICATES),
-        *checks.specs("character_avatars", checks.AVATARS_CONFIRMED),
+        *checks.specs(
+            "characters",
+            checks.CHARACTER_COUNT,
+            checks.NO_DUPLICATES,
+            partitions_def=worlds_partitions,
+        ),
+        *checks.specs(
+            "character_avatars", checks.AVATARS_CONFIRMED, partitions_def=worlds_partitions
+        ),
     ],
     partitions_def=worlds_partitions,
+    backfill_policy=backfill_policy(),
     can_subset=True,
     pool=RUNWARE_POOL,
     retry_policy=RETRY,
 )
-async def world_characters(
+async def world_setup(
     context: AssetExecutionContext,
     catalog: CatalogResource,
     world: WorldResource,
@@ -284,12 +363,11 @@ async def world_characters(
     text: TextGenerationResource,
     ledger: LedgerResource,
 ):  # no return annotation: Dagster reads one as the outputs' types
-    """The world's characters and their avatars, each avatar begun as soon as its character
-    exists (one step, so avatars need not wait for the last character)."""
-    results, failure = await fail_fast_on_bad_input(make_characters)(
-        context, catalog, world, character, media, runware, text, ledger
-    )
-    for result in results:
-        yield result
+    """The world's brief, its characters and their avatars, each avatar begun as soon as its
+    character exists; in a range run, every world of the range, each reported when done."""
+    resources = SetupResources(world, character, media, runware, text, ledger)
+    failure = await fail_fast_on_bad_input(make_setups)(context, catalog, resources)
     if failure is not None:
         raise failure
+    for _ in ():  # nothing to yield: each world was reported by log_event as it finished
+        yield

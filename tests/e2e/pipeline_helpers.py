@@ -10,14 +10,18 @@ from typing import Any
 
 import httpx
 import yaml
-from dagster import DagsterInstance, MultiPartitionKey, materialize
+from dagster import DagsterInstance, MultiPartitionKey, PartitionKeyRange, RunRequest, materialize
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+)
 
-from generia_pipelines.assets.posts import day_posts
-from generia_pipelines.assets.world import world_brief, world_characters
+from generia_pipelines.assets.posts import day_posts, world_days
+from generia_pipelines.assets.world import world_setup
 from generia_pipelines.ledger import Ledger
 from generia_pipelines.local.runware_standin import RunwareComponent
 from generia_pipelines.local.stack import StackConfig, ThreadedStack
-from generia_pipelines.partitions import world_day_key
+from generia_pipelines.partitions import world_day_key, worlds_partitions
 from generia_pipelines.resources.catalog import CatalogResource
 from generia_pipelines.resources.grpc import (
     CharacterResource,
@@ -29,7 +33,7 @@ from generia_pipelines.resources.ledger import LedgerResource
 from generia_pipelines.resources.runware import RunwareResource
 from generia_pipelines.resources.text import TextGenerationResource
 
-SETUP = [world_brief, world_characters]
+SETUP = [world_setup]
 DAILY = [day_posts]
 
 
@@ -109,3 +113,18 @@ def test_bed(tmp_path: Path) -> Iterator[Bed]:
             )
     finally:
         stack.stop()
+
+
+def covered(request: RunRequest, instance: DagsterInstance) -> list[str]:
+    """The partition keys a run request covers: its one key, or every key of its range."""
+    if request.partition_key is not None:
+        return [str(request.partition_key)]
+    start = request.tags[ASSET_PARTITION_RANGE_START_TAG]
+    end = request.tags[ASSET_PARTITION_RANGE_END_TAG]
+    partitions = worlds_partitions if "|" not in start else world_days
+    return [
+        str(key)
+        for key in partitions.get_partition_keys_in_range(
+            PartitionKeyRange(start, end), dynamic_partitions_store=instance
+        )
+    ]

@@ -12,14 +12,13 @@ import pytest
 from dagster import (
     AssetMaterialization,
     DagsterInstance,
-    MultiPartitionKey,
     RunRequest,
     SensorResult,
     build_schedule_context,
     build_sensor_context,
     partition_loading_context,
 )
-from pipeline_helpers import Bed
+from pipeline_helpers import Bed, covered
 
 from generia_pipelines.automation import daily_posts_schedule, new_worlds_sensor, post_days
 from generia_pipelines.definitions import defs
@@ -64,12 +63,12 @@ def test_sensor_requests_past_days_once_setup_has_materialized(
     monkeypatch.setenv("GENERIA_BACKFILL_DAYS", "2")
     assert bed.setup("neon-harbor").success
     result = _evaluate(bed.instance, bed.worlds_file)
-    keys = [(r.job_name, r.partition_key) for r in result.run_requests or []]
-    assert [job for job, _ in keys] == ["daily_posts", "daily_posts"]
-    for _, key in keys:
-        assert isinstance(key, MultiPartitionKey)
-        assert key.keys_by_dimension["world"] == "neon-harbor"
-    assert len({r.run_key for r in result.run_requests or []}) == 2
+    requests = result.run_requests or []
+    # Both past days of the world in one run.
+    assert [r.job_name for r in requests] == ["daily_posts"]
+    last_two = post_days.get_partition_keys()[-2:]
+    assert covered(requests[0], bed.instance) == [f"{day}|neon-harbor" for day in last_two]
+    assert requests[0].tags["generia/world"] == "neon-harbor"
 
 
 def test_sensor_refuses_a_bad_backfill_setting(bed: Bed, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -88,33 +87,50 @@ def _tick(instance: DagsterInstance) -> tuple[list[RunRequest], str | None]:
     return list(data.run_requests or []), data.skip_message
 
 
-def test_schedule_requests_each_worlds_latest_day(bed: Bed) -> None:
-    bed.instance.add_dynamic_partitions("worlds", ["neon-harbor", "salt-flats"])
+def test_schedule_requests_every_worlds_latest_day_in_runs_of_k(
+    bed: Bed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GENERIA_PARTITIONS_PER_RUN", "2")
+    worlds = ["w-a", "w-b", "w-c", "w-d", "w-e"]
+    bed.instance.add_dynamic_partitions("worlds", worlds)
     requests, _ = _tick(bed.instance)
-    keys = sorted(str(r.partition_key) for r in requests)
-    assert keys == ["2026-11-23|neon-harbor", "2026-11-23|salt-flats"]
-    for request in requests:
-        world = str(request.partition_key).rpartition("|")[2]
-        # As a partition run of the job: the run queue, the job's Partitions tab and re-runs
-        # of a partition all find the run by these tags.
-        assert request.run_key == str(request.partition_key)
-        assert request.job_name in (None, "daily_posts")
-        assert request.tags == {
-            "generia/world": world,
-            "dagster/partition": str(request.partition_key),
-            "dagster/partition/date": "2026-11-23",
-            "dagster/partition/world": world,
-            "dagster/partition_set": "daily_posts_partition_set",
-            "dagster/schedule_name": "daily_posts_schedule",
-        }
+    assert [covered(r, bed.instance) for r in requests] == [
+        ["2026-11-23|w-a", "2026-11-23|w-b"],
+        ["2026-11-23|w-c", "2026-11-23|w-d"],
+        ["2026-11-23|w-e"],
+    ]
+    first = requests[0]
+    assert first.job_name in (None, "daily_posts")
+    assert first.run_key == "2026-11-23|w-a..w-b"
+    assert first.tags == {
+        "dagster/asset_partition_range_start": "2026-11-23|w-a",
+        "dagster/asset_partition_range_end": "2026-11-23|w-b",
+        "generia/worlds": "w-a..w-b",
+        "dagster/schedule_name": "daily_posts_schedule",
+    }
+    # A run of one world-day is tagged as a partition run of the job: the run queue, the
+    # job's Partitions tab and re-runs of a partition all find it by these tags.
+    last = requests[-1]
+    assert last.run_key == "2026-11-23|w-e"
+    assert last.tags == {
+        "generia/world": "w-e",
+        "dagster/partition": "2026-11-23|w-e",
+        "dagster/partition/date": "2026-11-23",
+        "dagster/partition/world": "w-e",
+        "dagster/schedule_name": "daily_posts_schedule",
+    }
 
 
 def test_schedule_skips_worlds_with_unusable_keys_and_empty_instances(bed: Bed) -> None:
     requests, skipped = _tick(bed.instance)
     assert not requests and skipped
-    bed.instance.add_dynamic_partitions("worlds", ["neon-harbor", "Bad World"])
+    bed.instance.add_dynamic_partitions("worlds", ["neon-harbor", "Bad World", "salt-flats"])
     requests, _ = _tick(bed.instance)
-    assert [str(r.partition_key) for r in requests] == ["2026-11-23|neon-harbor"]
+    # The bad key is left out of every range, so it splits the worlds around it.
+    assert [covered(r, bed.instance) for r in requests] == [
+        ["2026-11-23|neon-harbor"],
+        ["2026-11-23|salt-flats"],
+    ]
 
 
 def _avatars_materialized(instance: DagsterInstance, *world_ids: str) -> None:
@@ -140,9 +156,12 @@ def test_sensor_requests_each_worlds_past_days_once(
     )
     _avatars_materialized(bed.instance, "neon-harbor")
     first = _evaluate(bed.instance, bed.worlds_file)
-    requested = [(r.job_name, r.partition_key) for r in first.run_requests or []]
-    assert [job for job, _ in requested] == ["populate_world", "daily_posts", "daily_posts"]
-    assert requested[0][1] == "salt-flats"
+    requested = first.run_requests or []
+    assert [r.job_name for r in requested] == ["populate_world", "daily_posts"]
+    assert requested[0].partition_key == "salt-flats"
+    assert {key.rpartition("|")[2] for key in covered(requested[1], bed.instance)} == {
+        "neon-harbor"
+    }
 
     bed.instance.add_dynamic_partitions("worlds", ["salt-flats"])
     again = _evaluate(bed.instance, bed.worlds_file, first.cursor)
@@ -150,12 +169,9 @@ def test_sensor_requests_each_worlds_past_days_once(
 
     _avatars_materialized(bed.instance, "salt-flats")
     later = _evaluate(bed.instance, bed.worlds_file, first.cursor)
-    keys = [r.partition_key for r in later.run_requests or []]
+    keys = [key for r in later.run_requests or [] for key in covered(r, bed.instance)]
     assert len(keys) == 2
-    assert all(isinstance(k, MultiPartitionKey) for k in keys)
-    assert {k.keys_by_dimension["world"] for k in keys if isinstance(k, MultiPartitionKey)} == {
-        "salt-flats"
-    }
+    assert {key.rpartition("|")[2] for key in keys} == {"salt-flats"}
 
 
 def test_sensor_backfill_stops_at_the_first_partition_day(
@@ -165,13 +181,10 @@ def test_sensor_backfill_stops_at_the_first_partition_day(
     monkeypatch.setenv("GENERIA_BACKFILL_DAYS", "366")
     _avatars_materialized(bed.instance, "neon-harbor")
     result = _evaluate(bed.instance, bed.worlds_file)
-    days = [
-        r.partition_key.keys_by_dimension["date"]
-        for r in result.run_requests or []
-        if isinstance(r.partition_key, MultiPartitionKey)
-    ]
-    # Every day that is a partition, newest first; a day before the first would fail the tick.
-    assert days == list(reversed(post_days.get_partition_keys()))
+    requests = result.run_requests or []
+    days = [key.partition("|")[0] for r in requests for key in covered(r, bed.instance)]
+    # Every day that is a partition; a day before the first would fail the tick.
+    assert days == post_days.get_partition_keys()
 
 
 def test_definitions_validate_with_dagster_cli(tmp_path: Path) -> None:
