@@ -161,3 +161,24 @@ def test_one_run_makes_a_rectangle_of_world_days_and_one_worlds_empty_budget_fai
     assert _images(bed) == setup_images + 6 * 2
     for world_id in ("w-one", "w-broke", "w-two"):
         assert len(bed.platform(world_id, "posts")) == 2 * 2
+
+
+def test_a_step_retry_works_only_the_world_days_its_first_attempt_left(bed: Bed) -> None:
+    """One post of a two-world range fails once, in a way a retry can fix: the step's retry
+    publishes it, and each world-day is reported once, not again by the retry."""
+    bed.write_worlds([_world("w-one"), _world("w-two")])
+    bed.instance.add_dynamic_partitions("worlds", ["w-one", "w-two"])
+    assert _range_run(bed, SETUP, "w-one", "w-two").success
+    bed.stack.faults.set("post.CreateAIPost", error_code="INTERNAL", times=1)
+    result = _range_run(bed, DAILY, f"{DAY}|w-one", f"{DAY}|w-two")
+    assert result.success
+    retries = _events(bed, result, DagsterEventType.STEP_UP_FOR_RETRY)
+    assert len(retries) == 1
+    posts = [
+        str(e.partition)
+        for e in _events(bed, result, DagsterEventType.ASSET_MATERIALIZATION)
+        if e.asset_key == AssetKey("posts")
+    ]
+    assert sorted(posts) == [f"{DAY}|w-one", f"{DAY}|w-two"]
+    for world_id in ("w-one", "w-two"):
+        assert len(bed.platform(world_id, "posts")) == 2
