@@ -19,7 +19,11 @@ from dagster import (
 from generia_pipelines import checks
 from generia_pipelines.catalog import WorldSpec
 from generia_pipelines.ledger import Stage, Unit
-from generia_pipelines.partitions import split_world_day_key, world_days_partitions_def
+from generia_pipelines.partitions import (
+    InvalidPartitionKey,
+    split_world_day_key,
+    world_days_partitions_def,
+)
 from generia_pipelines.resources.catalog import CatalogResource
 from generia_pipelines.resources.grpc import MediaResource, PostResource, WorldResource
 from generia_pipelines.resources.ledger import LedgerResource
@@ -141,6 +145,15 @@ class DayPosts:
         return outcome
 
 
+def world_of(key: str) -> str:
+    """The world of a world × date key; "" for a key that is not one (its own partition
+    then fails, naming the problem, and the others go on)."""
+    try:
+        return split_world_day_key(key).world_id
+    except InvalidPartitionKey:
+        return ""
+
+
 async def make_posts(
     context: AssetExecutionContext,
     catalog: CatalogResource,
@@ -153,19 +166,9 @@ async def make_posts(
 ) -> BaseException | None:
     """Every world-day of the run, each reported as it finishes; the run's failure, if any."""
     keys = run_partition_keys(context)
-    if keys == [""]:
-        split_world_day_key("")  # raises, naming the empty key
-    world_ids = sorted({split_world_day_key(key).world_id for key in keys})
-    worlds = await catalog.open(world).get_worlds(world_ids)
-    skip = materialized_by_this_run(
-        context,
-        keys,
-        [
-            STAGE_ASSETS[stage]
-            for stage in STAGES
-            if STAGE_ASSETS[stage] in context.selected_asset_keys
-        ],
-    )
+    worlds = await catalog.open(world).get_worlds(sorted({world_of(key) for key in keys}))
+    selected = [asset for asset in STAGE_ASSETS.values() if asset in context.selected_asset_keys]
+    skip = materialized_by_this_run(context, keys, selected)
     posts_each = max(
         (s.posts_per_day for s in worlds.values() if isinstance(s, WorldSpec)), default=1
     )

@@ -20,7 +20,7 @@ from generia_pipelines.generation.planning import CHARACTERS, avatar_key, brief_
 from generia_pipelines.generation.prompts import render_world_brief
 from generia_pipelines.generation.schemas import WorldBrief
 from generia_pipelines.ledger import Ledger, Stage
-from generia_pipelines.partitions import validate_world_key, worlds_partitions
+from generia_pipelines.partitions import InvalidWorldKey, validate_world_key, worlds_partitions
 from generia_pipelines.resources.catalog import CatalogResource
 from generia_pipelines.resources.grpc import CharacterResource, MediaResource, WorldResource
 from generia_pipelines.resources.ledger import LedgerResource
@@ -215,13 +215,22 @@ class WorldSetups:
         return outcome
 
 
+def is_world_key(key: str) -> bool:
+    try:
+        validate_world_key(key)
+    except InvalidWorldKey:
+        return False
+    return True
+
+
 async def make_setups(
     context: AssetExecutionContext, catalog: CatalogResource, resources: SetupResources
 ) -> BaseException | None:
     """Every world of the run, each reported as it finishes; the run's failure, if any."""
-    keys = [validate_world_key(key) for key in run_partition_keys(context)]
+    keys = run_partition_keys(context)
     worlds_catalog = catalog.open(resources.world)
-    worlds = await worlds_catalog.get_worlds(keys)
+    # A bad key fails its own partition (in ``world``), naming the problem.
+    worlds = await worlds_catalog.get_worlds([key for key in keys if is_world_key(key)])
     skip = materialized_by_this_run(
         context, keys, [key for key in SETUP_ASSETS if key in context.selected_asset_keys]
     )

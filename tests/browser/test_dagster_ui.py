@@ -128,7 +128,6 @@ def test_the_ui_shows_the_assets_and_materializes_a_world(
     assert run["status"] == "SUCCESS"
     assert run["jobName"] == "populate_world"
     assert run["tags"]["dagster/partition"] == WORLD["id"]
-    assert run["tags"]["generia/world"] == WORLD["id"]
     assert run["tags"].get("dagster/from_ui") == "true"
     people = live.platform(WORLD["id"], "characters")
     assert len(people) == WORLD["characters"]

@@ -182,3 +182,14 @@ def test_a_step_retry_works_only_the_world_days_its_first_attempt_left(bed: Bed)
     assert sorted(posts) == [f"{DAY}|w-one", f"{DAY}|w-two"]
     for world_id in ("w-one", "w-two"):
         assert len(bed.platform(world_id, "posts")) == 2
+
+
+def test_a_bad_key_added_by_hand_fails_only_its_own_partition_of_a_range(bed: Bed) -> None:
+    bed.write_worlds([_world("w-one"), _world("w-two")])
+    bed.instance.add_dynamic_partitions("worlds", ["w-one", "Bad World", "w-two"])
+    result = _range_run(bed, SETUP, "w-one", "w-two")
+    assert not result.success
+    message = _failure(result)
+    assert "1 of 3 worlds failed" in message
+    assert "Bad World: InvalidWorldKey: invalid world key 'Bad World'" in message
+    assert _materialized(bed, "characters") == {"w-one", "w-two"}
