@@ -12,7 +12,7 @@ more on demand, recycled hourly. ``deploy/dagster.yaml`` names them.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Self, TypeVar
 
 from dagster._serdes import ConfigurableClassData
 from dagster_postgres.event_log import PostgresEventLogStorage
@@ -27,21 +27,31 @@ POOL_RECYCLE_S = 3600
 NO_TIMEOUT = 0
 
 
+_PooledT = TypeVar("_PooledT", bound=PostgresEventLogStorage | PostgresRunStorage)
+
+
+def _pooled(
+    cls: type[_PooledT], inst_data: ConfigurableClassData | None, config_value: Mapping[str, Any]
+) -> _PooledT:
+    """The storage ``cls`` builds from its config, switched to the webserver's small pool."""
+    storage = cls(
+        inst_data=inst_data,
+        postgres_url=pg_url_from_config(config_value),
+        should_autocreate_tables=config_value.get("should_autocreate_tables", True),
+        token_provider=get_token_provider_from_config(config_value),
+    )
+    storage.optimize_for_webserver(NO_TIMEOUT, POOL_RECYCLE_S, MAX_OVERFLOW)
+    return storage
+
+
 class PooledPostgresEventLogStorage(PostgresEventLogStorage):
     """The event log in PostgreSQL over a kept-open connection."""
 
     @classmethod
     def from_config_value(
         cls, inst_data: ConfigurableClassData | None, config_value: Mapping[str, Any]
-    ) -> PooledPostgresEventLogStorage:
-        storage = cls(
-            inst_data=inst_data,
-            postgres_url=pg_url_from_config(config_value),
-            should_autocreate_tables=config_value.get("should_autocreate_tables", True),
-            token_provider=get_token_provider_from_config(config_value),
-        )
-        storage.optimize_for_webserver(NO_TIMEOUT, POOL_RECYCLE_S, MAX_OVERFLOW)
-        return storage
+    ) -> Self:
+        return _pooled(cls, inst_data, config_value)
 
 
 class PooledPostgresRunStorage(PostgresRunStorage):
@@ -50,12 +60,5 @@ class PooledPostgresRunStorage(PostgresRunStorage):
     @classmethod
     def from_config_value(
         cls, inst_data: ConfigurableClassData | None, config_value: Mapping[str, Any]
-    ) -> PooledPostgresRunStorage:
-        storage = cls(
-            inst_data=inst_data,
-            postgres_url=pg_url_from_config(config_value),
-            should_autocreate_tables=config_value.get("should_autocreate_tables", True),
-            token_provider=get_token_provider_from_config(config_value),
-        )
-        storage.optimize_for_webserver(NO_TIMEOUT, POOL_RECYCLE_S, MAX_OVERFLOW)
-        return storage
+    ) -> Self:
+        return _pooled(cls, inst_data, config_value)
