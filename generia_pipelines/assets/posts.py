@@ -7,6 +7,8 @@ draft and every post for the last image; ``bench/harness.py`` measured that as a
 a world's wall time. The assets stay separate in the graph and can be materialized alone.
 """
 
+from dataclasses import dataclass
+
 from dagster import (
     AssetExecutionContext,
     AssetKey,
@@ -69,6 +71,18 @@ DRAFTS, IMAGES, POSTS_ASSET = AssetKey("post_drafts"), AssetKey("post_images"), 
 STAGE_ASSETS = {DRAFT_STAGE: DRAFTS, IMAGE_STAGE: IMAGES, POSTS: POSTS_ASSET}
 
 
+@dataclass(frozen=True)
+class DayResources:
+    """The resources a day of posts uses."""
+
+    world: WorldResource
+    text: TextGenerationResource
+    media: MediaResource
+    runware: RunwareResource
+    post: PostResource
+    ledger: LedgerResource
+
+
 class DayPosts:
     """A run's world-days of posts: the resources, the run's claims and the selected stages."""
 
@@ -77,21 +91,17 @@ class DayPosts:
         context: AssetExecutionContext,
         worlds: dict[str, WorldSpec | Exception],
         claims: ClaimSession,
-        text: TextGenerationResource,
-        media: MediaResource,
-        runware: RunwareResource,
-        post: PostResource,
-        ledger: LedgerResource,
+        resources: DayResources,
     ) -> None:
         self.worlds, self.claims = worlds, claims
-        self.text, self.media, self.runware, self.post = text, media, runware, post
-        self.book = ledger.ledger
+        self.text, self.media, self.runware = resources.text, resources.media, resources.runware
+        self.post, self.book = resources.post, resources.ledger.ledger
         self.selected = {
             stage for stage, key in STAGE_ASSETS.items() if key in context.selected_asset_keys
         }
         # The text and Runware clients bound their own calls; this many posts in flight
         # keeps both busy and lets uploads and publishing overlap the next images.
-        self.width = text.max_concurrency + 2 * runware.concurrency
+        self.width = self.text.max_concurrency + 2 * self.runware.concurrency
 
     async def world_day(self, key: str) -> PartitionOutcome:
         """Every selected stage of every post of one world-day; the results of the stages
@@ -155,25 +165,19 @@ def world_of(key: str) -> str:
 
 
 async def make_posts(
-    context: AssetExecutionContext,
-    catalog: CatalogResource,
-    world: WorldResource,
-    text: TextGenerationResource,
-    media: MediaResource,
-    runware: RunwareResource,
-    post: PostResource,
-    ledger: LedgerResource,
+    context: AssetExecutionContext, catalog: CatalogResource, resources: DayResources
 ) -> BaseException | None:
     """Every world-day of the run, each reported as it finishes; the run's failure, if any."""
     keys = run_partition_keys(context)
-    worlds = await catalog.open(world).get_worlds(sorted({world_of(key) for key in keys}))
+    worlds_catalog = catalog.open(resources.world)
+    worlds = await worlds_catalog.get_worlds(sorted({world_of(key) for key in keys}))
     selected = [asset for asset in STAGE_ASSETS.values() if asset in context.selected_asset_keys]
     skip = materialized_by_this_run(context, keys, selected)
     posts_each = max(
         (s.posts_per_day for s in worlds.values() if isinstance(s, WorldSpec)), default=1
     )
-    async with ledger.claims(context.run.run_id, context.log) as claims:
-        days = DayPosts(context, worlds, claims, text, media, runware, post, ledger)
+    async with resources.ledger.claims(context.run.run_id, context.log) as claims:
+        days = DayPosts(context, worlds, claims, resources)
         report = await run_partitions(
             context,
             keys,
@@ -310,9 +314,8 @@ async def day_posts(
 ):  # no return annotation: Dagster reads one as the outputs' types
     """The day's drafts, images and posts, each post moving on as soon as its stage is done;
     in a range run, every world-day of the range, each reported as soon as it is done."""
-    failure = await fail_fast_on_bad_input(make_posts)(
-        context, catalog, world, text, media, runware, post, ledger
-    )
+    resources = DayResources(world, text, media, runware, post, ledger)
+    failure = await fail_fast_on_bad_input(make_posts)(context, catalog, resources)
     if failure is not None:
         raise failure
     for _ in ():  # nothing to yield: each world-day was reported by log_event as it finished
