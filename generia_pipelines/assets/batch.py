@@ -28,9 +28,15 @@ from dagster import (
     Failure,
     MaterializeResult,
     MetadataValue,
+    PartitionKeyRange,
+    partition_loading_context,
 )
 from dagster._core.definitions.asset_checks.asset_check_evaluation import (
     AssetCheckEvaluationTargetMaterializationData,
+)
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
 )
 
 from generia_pipelines.clients.errors import ConfigError
@@ -70,11 +76,21 @@ def backfill_policy() -> BackfillPolicy:
 
 
 def run_partition_keys(context: AssetExecutionContext) -> list[str]:
-    """The partitions of the run: one, a range's, or ``[""]`` for an unpartitioned run.
+    """The partitions of the run: a range's, one, or ``[""]`` for an unpartitioned run.
 
-    Dagster accepts an empty dynamic partition key and then treats the run as unpartitioned;
-    the key's validation should say so, not Dagster's "non-partitioned run" invariant.
+    A range's tags come first: a job backfill of world × date partitions tags each of its
+    range runs with the range and also with the first partition's per-dimension tags, and
+    Dagster then reports that one partition as the run's (1.13.27). Dagster accepts an empty
+    dynamic partition key and treats the run as unpartitioned; the key's validation should
+    say so, not Dagster's "non-partitioned run" invariant.
     """
+    tags = context.run.tags
+    start, end = tags.get(ASSET_PARTITION_RANGE_START_TAG), tags.get(ASSET_PARTITION_RANGE_END_TAG)
+    partitions = context.assets_def.partitions_def
+    if start is not None and end is not None and partitions is not None:
+        with partition_loading_context(dynamic_partitions_store=context.instance):
+            keys = partitions.get_partition_keys_in_range(PartitionKeyRange(start, end))
+        return [str(key) for key in keys]
     if context.has_partition_key:
         return [str(context.partition_key)]
     if context.has_partition_key_range:

@@ -10,7 +10,14 @@ from typing import Any
 
 import httpx
 import yaml
-from dagster import DagsterInstance, MultiPartitionKey, PartitionKeyRange, RunRequest, materialize
+from dagster import (
+    DagsterInstance,
+    MultiPartitionKey,
+    PartitionKeyRange,
+    RunRequest,
+    materialize,
+    partition_loading_context,
+)
 from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
@@ -122,9 +129,8 @@ def covered(request: RunRequest, instance: DagsterInstance) -> list[str]:
     start = request.tags[ASSET_PARTITION_RANGE_START_TAG]
     end = request.tags[ASSET_PARTITION_RANGE_END_TAG]
     partitions = worlds_partitions if "|" not in start else world_days
-    return [
-        str(key)
-        for key in partitions.get_partition_keys_in_range(
-            PartitionKeyRange(start, end), dynamic_partitions_store=instance
-        )
-    ]
+    with partition_loading_context(dynamic_partitions_store=instance):
+        return [
+            str(key)
+            for key in partitions.get_partition_keys_in_range(PartitionKeyRange(start, end))
+        ]

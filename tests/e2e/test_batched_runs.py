@@ -193,3 +193,29 @@ def test_a_bad_key_added_by_hand_fails_only_its_own_partition_of_a_range(bed: Be
     assert "1 of 3 worlds failed" in message
     assert "Bad World: InvalidWorldKey: invalid world key 'Bad World'" in message
     assert _materialized(bed, "characters") == {"w-one", "w-two"}
+
+
+def test_a_range_run_tagged_also_with_its_first_partition_works_the_whole_range(
+    bed: Bed,
+) -> None:
+    """A job backfill tags its range runs with the first world-day's per-dimension tags as
+    well; Dagster then reports that one partition as the run's, but the run must work and
+    report every world-day of its range."""
+    bed.write_worlds([_world("w-one"), _world("w-two")])
+    bed.instance.add_dynamic_partitions("worlds", ["w-one", "w-two"])
+    assert _range_run(bed, SETUP, "w-one", "w-two").success
+    result = materialize(
+        DAILY,
+        resources=bed.resources(),
+        instance=bed.instance,
+        tags={
+            ASSET_PARTITION_RANGE_START_TAG: f"{DAY}|w-one",
+            ASSET_PARTITION_RANGE_END_TAG: f"{DAY}|w-two",
+            "dagster/partition/date": DAY,
+            "dagster/partition/world": "w-one",
+        },
+    )
+    assert result.success
+    assert _materialized(bed, "posts") == {f"{DAY}|w-one", f"{DAY}|w-two"}
+    for world_id in ("w-one", "w-two"):
+        assert len(bed.platform(world_id, "posts")) == 2
