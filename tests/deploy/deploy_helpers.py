@@ -46,6 +46,10 @@ PG_PASSWORD = os.environ.get("GENERIA_TEST_PG_PASSWORD", "")
 #: Variables of the caller that would point the deployment elsewhere.
 _FOREIGN_PREFIXES = ("GENERIA_", "RUNWARE_", "DAGSTER_")
 
+#: Partitions per run (GENERIA_PARTITIONS_PER_RUN) of the test deployments: small, so that a
+#: few worlds already make several range runs.
+BATCH_K = 2
+
 #: Run statuses after which nothing more happens to a run.
 FINISHED = frozenset({"SUCCESS", "FAILURE", "CANCELED"})
 
@@ -70,6 +74,18 @@ def postgres_problem() -> str | None:
     except psycopg2.Error as exc:
         return f"PostgreSQL at {PG_HOST}:{PG_PORT} is not reachable: {exc}".strip()
     return None
+
+
+def require_postgres() -> None:
+    """Skip without PostgreSQL, except in CI, where its absence is a failure."""
+    import pytest
+
+    problem = postgres_problem()
+    if problem is None:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"{problem} (CI must provide PostgreSQL on {PG_HOST}:{PG_PORT})")
+    pytest.skip(problem)
 
 
 def _admin(sql: str) -> None:
@@ -340,6 +356,30 @@ class Deployment:
         backfill_id: str = outcome["backfillId"]
         return backfill_id
 
+    def launch_asset_backfill(self, assets: Sequence[str], partitions: Sequence[str]) -> str:
+        """An asset backfill, as "Materialize" of selected partitions in the asset graph makes
+        one: the daemon cuts it into runs by the assets' backfill policy."""
+        data = self.graphql(
+            """
+            mutation($params: LaunchBackfillParams!) {
+              launchPartitionBackfill(backfillParams: $params) {
+                __typename ... on LaunchBackfillSuccess { backfillId }
+                ... on PythonError { message }
+              }
+            }
+            """,
+            {
+                "params": {
+                    "assetSelection": [{"path": [asset]} for asset in assets],
+                    "partitionNames": list(partitions),
+                }
+            },
+        )
+        outcome = data["launchPartitionBackfill"]
+        assert outcome["__typename"] == "LaunchBackfillSuccess", outcome
+        backfill_id: str = outcome["backfillId"]
+        return backfill_id
+
     def backfill(self, backfill_id: str) -> dict[str, Any]:
         data = self.graphql(
             """
@@ -479,6 +519,55 @@ class Deployment:
         status: str = outcome["sensorState"]["status"]
         return status
 
+    def schedule(self, name: str, start: bool) -> str:
+        """Start a schedule, or reset it to its default (stopped); returns its status."""
+        selector = {**self.repository_selector, "scheduleName": name}
+        field = "startSchedule" if start else "resetSchedule"
+        data = self.graphql(
+            f"""
+            mutation($s: ScheduleSelector!) {{ {field}(scheduleSelector: $s) {{
+              __typename ... on ScheduleStateResult {{ scheduleState {{ status }} }}
+              ... on PythonError {{ message }}
+            }} }}
+            """,
+            {"s": selector},
+        )
+        outcome = data[field]
+        assert outcome["__typename"] == "ScheduleStateResult", outcome
+        status: str = outcome["scheduleState"]["status"]
+        return status
+
+    def backdate_schedule(self, name: str, started_at: float) -> None:
+        """Make a running schedule look started at ``started_at`` (a UTC timestamp), so that
+        a daemon that has not evaluated it yet catches up the ticks since then, as after an
+        outage. Only for a daemon that is down: a running one keeps its own iteration times.
+        """
+        from dagster._core.definitions.run_request import InstigatorType
+        from dagster._core.scheduler.instigation import ScheduleInstigatorData
+
+        with self.instance() as instance:
+            states = instance.all_instigator_state(instigator_type=InstigatorType.SCHEDULE)
+            (state,) = [s for s in states if s.name == name and s.is_running]
+            data = state.instigator_data
+            assert isinstance(data, ScheduleInstigatorData), data
+            instance.update_instigator_state(
+                state.with_data(ScheduleInstigatorData(data.cron_schedule, started_at, None))
+            )
+
+    @contextlib.contextmanager
+    def instance(self) -> Iterator[Any]:
+        """The deployment's DagsterInstance (its dagster.yaml, its PostgreSQL database), in
+        this process, to read what the webserver's GraphQL API does not show simply."""
+        from dagster import DagsterInstance
+        from dagster._utils.env import environ
+
+        names = [k for k in self.env if k.startswith("DAGSTER_PG_")]
+        with (
+            environ({k: self.env[k] for k in names}),
+            DagsterInstance.from_config(str(self.home)) as instance,
+        ):
+            yield instance
+
     def materialized_partitions(self, asset: str, partitions: Sequence[str]) -> list[str]:
         """The partitions of ``asset`` among ``partitions`` with a materialization (one per
         materialization: a partition materialized twice appears twice)."""
@@ -509,7 +598,7 @@ class Deployment:
             """
             query($key: AssetKeyInput!, $check: String!) {
               assetCheckExecutions(assetKey: $key, checkName: $check, limit: 1000) {
-                runId status
+                runId status partition
               }
             }
             """,
@@ -518,18 +607,50 @@ class Deployment:
         executions: list[dict[str, Any]] = data["assetCheckExecutions"]
         return executions
 
+    def run_partitions(self, run_id: str) -> list[str]:
+        """The partitions a run set out to materialize (from its planned events): one, or a
+        range run's worlds or world-days."""
+        from dagster import DagsterEventType
+
+        with self.instance() as instance:
+            records = instance.get_records_for_run(
+                run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION_PLANNED, limit=100_000
+            ).records
+        keys = {
+            str(r.event_log_entry.dagster_event.partition)
+            for r in records
+            if r.event_log_entry.dagster_event is not None
+        }
+        return sorted(keys)
+
     def logs(self) -> str:
         """Where each process logs, and the last lines of each (for failure messages)."""
         parts = [f"--- {s.name} ({s.log_path}) ---\n{s.tail()}" for s in self.services.values()]
         return "\n".join(parts)
 
 
+def batched_env(per_run: int = BATCH_K) -> dict[str, str]:
+    """The variables that make a deployment cut its work into runs of ``per_run``
+    partitions: read where the definitions load (the code server, which evaluates the
+    schedule and the sensor, and its run workers)."""
+    return {"GENERIA_PARTITIONS_PER_RUN": str(per_run)}
+
+
+def helm_dagster_env() -> dict[str, str]:
+    """What deploy/helm/values.yaml sets for every Dagster process (the daemon's env; a test
+    of the deployment files checks the webserver and the run workers get the same)."""
+    values = yaml.safe_load((DEPLOY / "helm" / "values.yaml").read_text())
+    return {e["name"]: str(e["value"]) for e in values["dagsterDaemon"].get("env", [])}
+
+
 def deployment_env(
     home: Path, database: str, stack_env: Mapping[str, str], worlds_file: Path
 ) -> dict[str, str]:
     """The environment of every deployment process: the caller's, cleaned of anything that
-    points elsewhere, plus the instance, the code server, the ledger and the local stack."""
+    points elsewhere, plus the Dagster settings of the Helm values, the instance, the code
+    server, the ledger and the local stack."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(_FOREIGN_PREFIXES)}
+    env.update(helm_dagster_env())
     auth = f"{PG_USER}:{PG_PASSWORD}" if PG_PASSWORD else PG_USER
     env.update(
         {
@@ -606,8 +727,14 @@ def daemons_healthy(deployment: Deployment) -> bool:
 
 
 @contextlib.contextmanager
-def deployment(root: Path, worlds: Sequence[Mapping[str, Any]] = ()) -> Iterator[Deployment]:
-    """Start the whole deployment under ``root``; stop and drop everything on exit."""
+def deployment(
+    root: Path,
+    worlds: Sequence[Mapping[str, Any]] = (),
+    env: Mapping[str, str] | None = None,
+) -> Iterator[Deployment]:
+    """Start the whole deployment under ``root``, every process with ``env`` on top of its
+    usual environment; stop and drop everything on exit."""
+    overrides = dict(env or {})
     root.mkdir(parents=True, exist_ok=True)
     (root / "logs").mkdir(exist_ok=True)
     home = root / "dagster_home"
@@ -620,7 +747,7 @@ def deployment(root: Path, worlds: Sequence[Mapping[str, Any]] = ()) -> Iterator
         runware = RunwareComponent()
         stack = ThreadedStack(StackConfig(data_dir=root / "stack"), [runware]).start()
         stack_of_exits.callback(stack.stop)
-        env = deployment_env(home, database, stack.env, worlds_file)
+        env = {**deployment_env(home, database, stack.env, worlds_file), **overrides}
         web_port = free_port()
         dep = Deployment(
             root=root,
