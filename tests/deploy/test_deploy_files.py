@@ -72,23 +72,33 @@ def test_dagster_yaml_is_a_valid_postgres_instance(pg_env: None) -> None:
     config, custom_class = dagster_instance_config(str(DEPLOY))
     assert custom_class is None
     ref = InstanceRef.from_dir(str(DEPLOY))
-    for data in (ref.run_storage_data, ref.event_storage_data, ref.schedule_storage_data):
-        assert data is not None
-        assert data.module_name.startswith("dagster_postgres")
+    # Runs and events over a kept-open connection; schedules as dagster-postgres has them.
+    assert ref.run_storage_data is not None and ref.event_storage_data is not None
+    assert (ref.run_storage_data.module_name, ref.run_storage_data.class_name) == (
+        "generia_pipelines.pooled_storage",
+        "PooledPostgresRunStorage",
+    )
+    assert (ref.event_storage_data.module_name, ref.event_storage_data.class_name) == (
+        "generia_pipelines.pooled_storage",
+        "PooledPostgresEventLogStorage",
+    )
+    assert ref.schedule_storage_data is not None
+    assert ref.schedule_storage_data.module_name == "dagster_postgres.schedule_storage"
     assert ref.run_coordinator_data is not None
     assert ref.run_coordinator_data.class_name == "QueuedRunCoordinator"
-    storage = config["storage"]["postgres"]["postgres_db"]
-    assert storage.pop("scheme") == "postgresql+psycopg2"
-    assert storage == {
-        field: {"env": variable}
-        for field, variable in {
-            "hostname": "DAGSTER_PG_HOST",
-            "port": "DAGSTER_PG_PORT",
-            "username": "DAGSTER_PG_USERNAME",
-            "password": "DAGSTER_PG_PASSWORD",
-            "db_name": "DAGSTER_PG_DB",
-        }.items()
-    }
+    for section in ("run_storage", "event_log_storage", "schedule_storage"):
+        storage = dict(config[section]["config"]["postgres_db"])
+        assert storage.pop("scheme") == "postgresql+psycopg2"
+        assert storage == {
+            field: {"env": variable}
+            for field, variable in {
+                "hostname": "DAGSTER_PG_HOST",
+                "port": "DAGSTER_PG_PORT",
+                "username": "DAGSTER_PG_USERNAME",
+                "password": "DAGSTER_PG_PASSWORD",
+                "db_name": "DAGSTER_PG_DB",
+            }.items()
+        }
 
 
 def test_dagster_yaml_has_no_per_world_run_limit_and_pools_the_providers() -> None:
