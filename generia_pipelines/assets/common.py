@@ -50,7 +50,6 @@ __all__ = [
     "NOT_RETRIED",
     "RETRY",
     "RUNWARE_POOL",
-    "TEXT_POOL",
     "Outcome",
     "Stages",
     "Tally",
@@ -67,9 +66,8 @@ __all__ = [
 ]
 
 GROUP = "generia"
-#: Dagster pools: cap Runware and text-model pressure across concurrent runs.
+#: The Dagster pool of every step: caps steps across runs (each run's clients cap its calls).
 RUNWARE_POOL = "runware"
-TEXT_POOL = "text_model"
 #: Step retries: transient trouble outlives the clients' own retries now and then.
 RETRY = RetryPolicy(max_retries=3, delay=1.0, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS)
 
