@@ -7,14 +7,18 @@ draft and every post for the last image; ``bench/harness.py`` measured that as a
 a world's wall time. The assets stay separate in the graph and can be materialized alone.
 """
 
+import warnings
 from dataclasses import dataclass
 
 from dagster import (
+    AssetDep,
     AssetExecutionContext,
     AssetKey,
     AssetSpec,
+    BetaWarning,
     Failure,
     MaterializeResult,
+    MultiToSingleDimensionPartitionMapping,
     multi_asset,
 )
 
@@ -22,6 +26,7 @@ from generia_pipelines import checks
 from generia_pipelines.catalog import WorldSpec
 from generia_pipelines.ledger import Stage, Unit
 from generia_pipelines.partitions import (
+    WORLD_DIMENSION,
     InvalidPartitionKey,
     split_world_day_key,
     world_days_partitions_def,
@@ -32,6 +37,7 @@ from generia_pipelines.resources.ledger import LedgerResource
 from generia_pipelines.resources.runware import RunwareResource
 from generia_pipelines.resources.text import TextGenerationResource
 from generia_pipelines.units.cast import character_profile, created_characters
+from generia_pipelines.units.causes import MissingPrerequisite
 from generia_pipelines.units.day import DRAFTS as DRAFT_STAGE
 from generia_pipelines.units.day import IMAGES as IMAGE_STAGE
 from generia_pipelines.units.day import (
@@ -63,9 +69,13 @@ from .common import (
     unit_work,
     variant_url,
 )
-from .world import stored_brief
+from .world import AVATARS_ASSET, CHARACTERS_ASSET, stored_brief
 
 world_days = world_days_partitions_def()
+with warnings.catch_warnings():  # a beta class in Dagster 1.13, used as documented
+    warnings.simplefilter("ignore", category=BetaWarning)
+    #: Every day of a world maps to that world's setup partition.
+    ONE_WORLD = MultiToSingleDimensionPartitionMapping(partition_dimension_name=WORLD_DIMENSION)
 DRAFTS, IMAGES, POSTS_ASSET = AssetKey("post_drafts"), AssetKey("post_images"), AssetKey("posts")
 #: The asset of each stage of :mod:`generia_pipelines.units.day`.
 STAGE_ASSETS = {DRAFT_STAGE: DRAFTS, IMAGE_STAGE: IMAGES, POSTS: POSTS_ASSET}
@@ -114,11 +124,15 @@ class DayPosts:
         brief = stored_brief(book, spec.id)
         people = {str(u.character_id): u for u in created_characters(book, spec.id)}
         if not people:
-            raise Failure(f"world {spec.id!r} has no characters yet: run populate_world first")
+            raise MissingPrerequisite(
+                f"world {spec.id!r} has no characters yet: run populate_world first"
+            )
         if DRAFT_STAGE not in self.selected and not any(
             u.reached(Stage.TEXT_DONE) for u in day_units(book, spec.id, day)
         ):
-            raise Failure(f"no drafts for {spec.id} on {day}: materialize post_drafts first")
+            raise MissingPrerequisite(
+                f"no drafts for {spec.id} on {day}: materialize post_drafts first"
+            )
         work = unit_work(
             spec.id,
             day.isoformat(),
@@ -264,6 +278,12 @@ async def posts_result(
     specs=[
         AssetSpec(
             DRAFTS,
+            # A world's days need its characters and their avatars: the graph shows it, and
+            # backfills from the asset graph set a world up before its days.
+            deps=[
+                AssetDep(asset, partition_mapping=ONE_WORLD)
+                for asset in (CHARACTERS_ASSET, AVATARS_ASSET)
+            ],
             description="The day's posts: fair choice of authors, caption, tags, image prompt.",
             group_name=GROUP,
             kinds={"python"},

@@ -35,6 +35,7 @@ from generia_pipelines.units.cast import (
     make_cast,
     unit_done,
 )
+from generia_pipelines.units.causes import MissingPrerequisite
 from generia_pipelines.units.session import ClaimSession
 
 from .batch import (
@@ -68,7 +69,9 @@ SETUP_ASSETS = (BRIEF_ASSET, CHARACTERS_ASSET, AVATARS_ASSET)
 def stored_brief(ledger: Ledger, world_id: str) -> WorldBrief:
     unit = ledger.get(brief_key(world_id))
     if unit is None or not unit.reached(Stage.TEXT_DONE) or not unit.payload:
-        raise Failure(f"world {world_id!r} has no brief yet: materialize world_brief first")
+        raise MissingPrerequisite(
+            f"world {world_id!r} has no brief yet: materialize world_brief first"
+        )
     return WorldBrief.model_validate(unit.payload["value"])
 
 
