@@ -38,6 +38,7 @@ from generia_pipelines.partitions import (
 from generia_pipelines.resources.catalog import CatalogResource
 
 BACKFILL_DAYS_VAR = "GENERIA_BACKFILL_DAYS"
+DEFAULT_BACKFILL_DAYS = 1
 #: Run tag naming a one-partition run's world, to find a world's runs in the UI.
 WORLD_TAG = "generia/world"
 #: Run tag of a range run: its first and last world (``first..last``).
@@ -186,8 +187,12 @@ def daily_posts_schedule(context: ScheduleEvaluationContext) -> list[RunRequest]
 
 
 def backfill_days() -> int:
-    """How many past days of posts a new world gets (GENERIA_BACKFILL_DAYS, default 0)."""
-    raw = os.environ.get(BACKFILL_DAYS_VAR, "0").strip() or "0"
+    """How many past days of posts a new world gets once set up (GENERIA_BACKFILL_DAYS).
+
+    One by default: a world found by the sensor gets its latest complete day right after its
+    setup, instead of waiting for the next morning's schedule.
+    """
+    raw = os.environ.get(BACKFILL_DAYS_VAR, "").strip() or str(DEFAULT_BACKFILL_DAYS)
     try:
         days = int(raw)
     except ValueError:

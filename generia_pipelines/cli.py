@@ -234,6 +234,13 @@ def _add_dev_parser(subparsers: Any) -> None:
         action="store_true",
         help="use the stack's World service as the catalog instead of a worlds file",
     )
+    parser.add_argument(
+        "--backfill-days",
+        type=_backfill_days,
+        default=None,
+        help="past days of posts the sensor gives each new world once it is set up "
+        "(GENERIA_BACKFILL_DAYS; default: 1, the latest complete day)",
+    )
     _add_port_arguments(parser)
     parser.add_argument(
         "--ui-host", default="127.0.0.1", help="Dagster webserver host (default: %(default)s)"
@@ -265,8 +272,19 @@ def dev_options(args: argparse.Namespace) -> DevOptions:
         ui_host=args.ui_host,
         ui_port=args.ui_port,
         world_service=args.world_service,
+        backfill_days=args.backfill_days,
         dagster_args=tuple(extra),
     )
+
+
+def _backfill_days(raw: str) -> int:
+    try:
+        days = int(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a whole number of days") from None
+    if not 0 <= days <= 366:
+        raise argparse.ArgumentTypeError(f"{days} must be within 0..366")
+    return days
 
 
 def _run_dev(args: argparse.Namespace) -> int:

@@ -74,6 +74,9 @@ class DevOptions:
     ui_host: str = "127.0.0.1"
     ui_port: int = DEFAULT_UI_PORT
     world_service: bool = False
+    #: Past days of posts the sensor gives a new world (GENERIA_BACKFILL_DAYS); None keeps
+    #: the caller's setting or the default.
+    backfill_days: int | None = None
     dagster_args: tuple[str, ...] = ()
 
     @property
@@ -141,6 +144,8 @@ def dev_environment(
         env.pop("GENERIA_WORLD_ADDR", None)
     env["GENERIA_WORLDS_FILE"] = str(worlds_file)
     env["DAGSTER_HOME"] = str(options.home.absolute())
+    if options.backfill_days is not None:
+        env["GENERIA_BACKFILL_DAYS"] = str(options.backfill_days)
     return env
 
 

@@ -230,6 +230,17 @@ def test_dev_launches_dagster_dev_pointed_at_the_stack(
     assert env["DAGSTER_HOME"] == str(tmp_path / "x" / "dagster_home")
 
 
+def test_dev_passes_the_backfill_days_to_the_sensor(tmp_path: Path) -> None:
+    parsed = build_parser().parse_args(["dev", "--dir", str(tmp_path), "--backfill-days", "3"])
+    env = dev.prepare_launch(dev_options(parsed), _env_stack(), {}).env
+    assert env["GENERIA_BACKFILL_DAYS"] == "3"
+    unset = dev_options(build_parser().parse_args(["dev", "--dir", str(tmp_path)]))
+    kept = dev.prepare_launch(unset, _env_stack(), {"GENERIA_BACKFILL_DAYS": "5"}).env
+    assert kept["GENERIA_BACKFILL_DAYS"] == "5"
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["dev", "--backfill-days", "soon"])
+
+
 def test_dev_worlds_file_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     options = dev.DevOptions(root=Path("state"))

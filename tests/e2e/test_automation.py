@@ -71,6 +71,17 @@ def test_sensor_requests_past_days_once_setup_has_materialized(
     assert requests[0].tags["generia/world"] == "neon-harbor"
 
 
+def test_by_default_a_new_world_gets_its_latest_day_once_set_up(
+    bed: Bed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("GENERIA_WORLD_ADDR", raising=False)
+    monkeypatch.delenv("GENERIA_BACKFILL_DAYS", raising=False)
+    assert bed.setup("neon-harbor").success
+    requests = _evaluate(bed.instance, bed.worlds_file).run_requests or []
+    latest = post_days.get_partition_keys()[-1]
+    assert [covered(r, bed.instance) for r in requests] == [[f"{latest}|neon-harbor"]]
+
+
 def test_sensor_refuses_a_bad_backfill_setting(bed: Bed, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GENERIA_BACKFILL_DAYS", "lots")
     with pytest.raises(Exception, match="GENERIA_BACKFILL_DAYS='lots'"):
