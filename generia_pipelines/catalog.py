@@ -458,7 +458,12 @@ class FileCatalog:
         if own:
             raise WorldsFileError(self.path, own)
         known = ", ".join(spec.id for spec in contents.worlds[:10]) or "none"
-        raise UnknownWorld(f"{self.path} has no world {world_id!r} (worlds: {known})")
+        raise UnknownWorld(
+            f"{self.path} has no world {world_id!r} (worlds: {known}). This file is the "
+            "catalog of this code location (GENERIA_WORLDS_FILE): add the world there and "
+            "new_worlds_sensor sets it up; a partition whose world is in no catalog is "
+            "retired by the sensor"
+        )
 
 
 class WorldSource(Protocol):
