@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import html
 import os
+import re
 import socket
 import sys
 from datetime import date
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
-from dagster import DagsterInstance, DagsterRunStatus
+from dagster import AssetKey, DagsterInstance, DagsterRunStatus
 
 import generia_pipelines.definitions as definitions
 import generia_pipelines.dev as dev
@@ -28,6 +30,7 @@ from generia_pipelines.demo import (
     run_demo,
 )
 from generia_pipelines.feed import Feed, FeedCharacter, FeedPost, render_feed
+from generia_pipelines.local.stack import StackConfig, ThreadedStack
 from generia_pipelines.resources.runware import RunwareResource
 
 REPO = Path(__file__).resolve().parents[2]
@@ -41,6 +44,7 @@ def _options(root: Path, **overrides: Any) -> DemoOptions:
         "characters": 3,
         "posts": 4,
         "days": 1,
+        "http_port": 0,  # tests run side by side; the fixed port is tested on its own
     }
     values.update(overrides)
     return DemoOptions(**values)
@@ -99,6 +103,36 @@ def test_demo_twice_populates_then_reuses_everything(tmp_path: Path) -> None:
         assert len(runs) == 4
         assert {r.status for r in runs} == {DagsterRunStatus.SUCCESS}
         assert instance.get_dynamic_partitions("worlds") == [WORLD]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_the_demos_image_previews_load_after_the_stack_restarts(tmp_path: Path) -> None:
+    """Reopened in ``dev`` (a new stack process on the same directory and object store
+    port), every preview the UI shows for the demo world loads."""
+    port = _free_port()
+    report = run_demo(_options(tmp_path, http_port=port))
+    assert report.success, report.error
+    with DagsterInstance.from_config(str(tmp_path / "dagster_home")) as instance:
+        urls = []
+        for asset in ("character_avatars", "post_images", "posts"):
+            event = instance.get_latest_materialization_event(AssetKey(asset))
+            assert event is not None and event.asset_materialization is not None
+            previews = event.asset_materialization.metadata["previews"].value
+            urls += re.findall(r"\]\((http[^)]+)\)", str(previews))
+    assert len(urls) >= 3 and all(f":{port}/" in url for url in urls)
+    stack = ThreadedStack(StackConfig(data_dir=tmp_path / "stack", http_port=port), []).start()
+    try:
+        for url in urls:
+            answer = httpx.get(url, timeout=10)
+            assert answer.status_code == 200, url
+            assert answer.headers["content-type"].startswith("image/")
+    finally:
+        stack.stop()
 
 
 def _captions_and_names(root: Path) -> list[str]:
