@@ -53,3 +53,12 @@ def test_posts_before_drafts_fail_once_naming_what_to_materialize(bed: Bed) -> N
     assert f"no drafts for {WORLD_ID} on {DAY}: materialize post_drafts first" in description
     assert "not retried" in description
     assert data.error is not None and data.error.cause is None  # no second traceback
+
+
+def test_every_asset_check_says_what_it_verifies() -> None:
+    graph = defs.resolve_asset_graph()
+    checks = list(graph.asset_check_keys)
+    assert len(checks) == 6
+    for key in checks:
+        description = graph.get_check_spec(key).description
+        assert description and len(description) > 30, key
