@@ -29,7 +29,8 @@ from dagster._core.storage.tags import (
 
 from generia_pipelines.assets.batch import partitions_per_run
 from generia_pipelines.assets.posts import day_posts, world_days
-from generia_pipelines.assets.world import world_setup
+from generia_pipelines.assets.report import world_report_asset
+from generia_pipelines.assets.world import is_world_key, world_setup
 from generia_pipelines.executor import generia_executor
 from generia_pipelines.partitions import (
     DATE_DIMENSION,
@@ -142,6 +143,14 @@ daily_posts = define_asset_job(
     "range of them in one run).",
 )
 
+world_reports = define_asset_job(
+    "world_reports",
+    selection=AssetSelection.assets(world_report_asset),
+    executor_def=generia_executor,
+    description="Each world's cost and output per day, from the ledger (a range of worlds "
+    "per run).",
+)
+
 post_days = world_days.get_partitions_def_for_dimension(DATE_DIMENSION)
 
 
@@ -204,6 +213,35 @@ def daily_posts_schedule(
             f"no worlds of {listing.source} are partitions yet: the new_worlds_sensor adds them"
         )
     return requests
+
+
+@schedule(
+    job=world_reports,
+    cron_schedule="0 9 * * *",
+    execution_timezone="UTC",
+    name="world_reports_schedule",
+    default_status=DefaultScheduleStatus.STOPPED,
+    description="Every morning after the posts, each world's report of cost and output.",
+)
+def world_reports_schedule(context: ScheduleEvaluationContext) -> list[RunRequest] | SkipReason:
+    """Every world's report, K worlds per run; the date in the run key keeps one a day."""
+    store = context.instance if context.instance_ref is not None else None
+    with partition_loading_context(context.scheduled_execution_time, store):
+        worlds = worlds_partitions.get_partition_keys()
+    usable = {world_id for world_id in worlds if is_world_key(world_id)}
+    today = context.scheduled_execution_time.date().isoformat()
+    requests = [
+        range_request(
+            world_reports.name,
+            worlds_partitions,
+            chunk[0],
+            chunk[-1],
+            f"{today}|{chunk[0]}..{chunk[-1]}",
+            (chunk[0], chunk[-1]),
+        )
+        for chunk in contiguous_chunks(worlds, usable, partitions_per_run())
+    ]
+    return requests or SkipReason("no worlds yet: the new_worlds_sensor adds them")
 
 
 def backfill_days() -> int:

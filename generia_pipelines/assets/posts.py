@@ -24,6 +24,7 @@ from dagster import (
 
 from generia_pipelines import checks
 from generia_pipelines.catalog import WorldSpec
+from generia_pipelines.cost_report import cost_of
 from generia_pipelines.ledger import Stage, Unit
 from generia_pipelines.partitions import (
     WORLD_DIMENSION,
@@ -212,6 +213,12 @@ def drafts_result(state: DayState, people: dict[str, Unit]) -> MaterializeResult
             **state.stages.tallies[DRAFT_STAGE].metadata(),
             "posts_planned": len(drafted),
             "authors": len({u.character_id for u in drafted}),
+            "cost_usd": cost_of(
+                state.book.paid_calls(state.spec.id),
+                {POSTS},
+                call_kind="text",
+                partition=state.day.isoformat(),
+            ),
             "preview": table_md(
                 ["slot", "author", "caption", "tags"],
                 (
@@ -236,7 +243,9 @@ def images_result(state: DayState) -> MaterializeResult:
         metadata={
             **state.stages.tallies[IMAGE_STAGE].metadata(),
             "images_confirmed": len(confirmed),
-            "cost_usd": round(book.cost(spec.id, kind=POSTS, partition=day.isoformat()), 6),
+            "cost_usd": cost_of(
+                book.paid_calls(spec.id), {POSTS}, call_kind="image", partition=day.isoformat()
+            ),
             "previews": image_gallery(
                 (f"slot {u.slot}", variant_url(u, "thumbnail")) for u in confirmed
             ),
@@ -260,6 +269,9 @@ async def posts_result(
         metadata={
             **state.stages.tallies[POSTS].metadata(),
             "posts_published": len(published),
+            # Publishing calls no paid provider: the day's texts and images show on
+            # post_drafts and post_images, and on world_report.
+            "cost_usd": 0.0,
             "preview": table_md(
                 ["slot", "post", "caption", "image"],
                 (

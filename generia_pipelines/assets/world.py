@@ -16,6 +16,7 @@ from dagster import (
 
 from generia_pipelines import checks
 from generia_pipelines.catalog import WorldSpec
+from generia_pipelines.cost_report import OTHER, cost_of
 from generia_pipelines.generation.planning import CHARACTERS, avatar_key, brief_key
 from generia_pipelines.generation.prompts import render_world_brief
 from generia_pipelines.generation.schemas import WorldBrief
@@ -36,6 +37,7 @@ from generia_pipelines.units.cast import (
     unit_done,
 )
 from generia_pipelines.units.causes import MissingPrerequisite
+from generia_pipelines.units.keys import BRIEFS
 from generia_pipelines.units.session import ClaimSession
 
 from .batch import (
@@ -120,6 +122,7 @@ async def make_brief(
             "visual_style": brief.visual_style,
             "themes": ", ".join(brief.themes),
             "pushed_to_world_service": pushed,
+            "cost_usd": cost_of(book.paid_calls(spec.id), {BRIEFS}),
             "target_characters": spec.characters,
             "posts_per_day": spec.posts_per_day,
         },
@@ -271,7 +274,8 @@ def characters_result(cast: Cast) -> MaterializeResult:
             **tally.metadata(),
             "characters_total": len(existing),
             "target": spec.characters,
-            "cost_usd": round(book.spent(spec.id, "").usd, 6),
+            # The characters' own texts and plans; the avatars show their images' cost.
+            "cost_usd": cost_of(book.paid_calls(spec.id), {CHARACTERS, OTHER}),
             "preview": table_md(
                 ["slot", "name", "id", "bio"],
                 (
