@@ -37,7 +37,7 @@ from generia_pipelines.resources.grpc import MediaResource, PostResource, WorldR
 from generia_pipelines.resources.ledger import LedgerResource
 from generia_pipelines.resources.runware import RunwareResource
 from generia_pipelines.resources.text import TextGenerationResource
-from generia_pipelines.units.cast import character_profile, created_characters
+from generia_pipelines.units.cast import character_profile, posting_characters
 from generia_pipelines.units.causes import MissingPrerequisite
 from generia_pipelines.units.day import DRAFTS as DRAFT_STAGE
 from generia_pipelines.units.day import IMAGES as IMAGE_STAGE
@@ -123,7 +123,7 @@ class DayPosts:
             raise spec
         book = self.book
         brief = stored_brief(book, spec.id)
-        people = {str(u.character_id): u for u in created_characters(book, spec.id)}
+        people = {str(u.character_id): u for u in posting_characters(book, spec)}
         if not people:
             raise MissingPrerequisite(
                 f"world {spec.id!r} has no characters yet: run populate_world first"
