@@ -59,6 +59,9 @@ DAGSTER_YAML = """\
 # directory; the generation ledger (generia_ledger.sqlite) lives here too.
 telemetry:
   enabled: false
+# No newsletter dialog (an iframe from dagster.io) in a UI served on localhost.
+nux:
+  enabled: false
 """
 #: Variables that would point a local run away from the local stack and its ledger.
 PLATFORM_VARIABLES = (
@@ -226,6 +229,9 @@ def ensure_dagster_home(path: Path) -> Path:
     config = home / "dagster.yaml"
     if not config.exists():
         config.write_text(DAGSTER_YAML, encoding="utf-8")
+    elif "nux:" not in (text := config.read_text(encoding="utf-8")):
+        # An instance written before the dialog was switched off.
+        config.write_text(text.rstrip("\n") + "\nnux:\n  enabled: false\n", encoding="utf-8")
     return home
 
 

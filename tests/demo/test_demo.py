@@ -25,6 +25,7 @@ from generia_pipelines.demo import (
     DemoError,
     DemoOptions,
     demo_days,
+    ensure_dagster_home,
     format_summary,
     main_demo,
     run_demo,
@@ -273,6 +274,18 @@ def test_dev_passes_the_backfill_days_to_the_sensor(tmp_path: Path) -> None:
     assert kept["GENERIA_BACKFILL_DAYS"] == "5"
     with pytest.raises(SystemExit):
         build_parser().parse_args(["dev", "--backfill-days", "soon"])
+
+
+def test_dev_and_demo_start_without_dagsters_noise(tmp_path: Path) -> None:
+    parsed = build_parser().parse_args(["dev", "--dir", str(tmp_path)])
+    env = dev.prepare_launch(dev_options(parsed), _env_stack(), {"PYTHONWARNINGS": "error"}).env
+    assert env["PYTHONWARNINGS"] == f"error,{dev.SUPERSEDED_DEV_WARNING}"
+    old = tmp_path / "old_home"
+    old.mkdir()
+    (old / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    for home in (tmp_path / "new_home", old):
+        config = yaml.safe_load((ensure_dagster_home(home) / "dagster.yaml").read_text())
+        assert config["nux"] == {"enabled": False} and config["telemetry"] == {"enabled": False}
 
 
 def test_dev_worlds_file_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
