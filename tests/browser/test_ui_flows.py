@@ -30,10 +30,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+import conftest
 import pytest
 import yaml
 from deploy_helpers import LOCATION, Deployment, wait_for
-from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, expect
 
 from generia_pipelines.ledger import Ledger
 
@@ -65,33 +66,11 @@ TIMEOUT_MS = 60_000
 EXPECT_DEFAULT_MS = 5_000
 RUN_TIMEOUT_S = 180
 SENSOR_TICK_TIMEOUT_S = 120
-#: Headless, and no traffic of the browser's own (updates, sync, QUIC probes).
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 #: Wide enough for the asset graph's whole chain and for every column of ``by_day``.
 WIDE = 2400
 
 
 # -- fixtures ------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def browser(chromium: Path) -> Iterator[Browser]:
-    """One Chromium for the module; each page opens in a context of its own (no cache)."""
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -162,11 +141,8 @@ def fresh_page(browser: Browser, width: int = 1600, height: int = 1000) -> Itera
 
 
 def shot(page: Page, artifacts: Path, name: str) -> None:
-    assert name.startswith("13-"), name
-    path = artifacts / f"{name}.png"
-    # Transitions finished (a dialog mid fade-in is half transparent).
-    page.screenshot(path=str(path), full_page=True, animations="disabled")
-    print(f"screenshot: {path}")
+    assert name.startswith("13-"), name  # this issue's screenshots, apart from the others
+    conftest.shot(page, artifacts, name)
 
 
 def run_ok(live: Deployment, job: str, partition: str) -> str:
