@@ -5,10 +5,12 @@ import os
 from collections.abc import Collection, Mapping, Sequence
 
 from dagster import (
+    AddDynamicPartitionsRequest,
     AssetKey,
     AssetSelection,
     DefaultScheduleStatus,
     DefaultSensorStatus,
+    DeleteDynamicPartitionsRequest,
     PartitionsDefinition,
     RunRequest,
     ScheduleEvaluationContext,
@@ -27,7 +29,8 @@ from dagster._core.storage.tags import (
 
 from generia_pipelines.assets.batch import partitions_per_run
 from generia_pipelines.assets.posts import day_posts, world_days
-from generia_pipelines.assets.world import world_setup
+from generia_pipelines.assets.report import world_report_asset
+from generia_pipelines.assets.world import is_world_key, world_setup
 from generia_pipelines.executor import generia_executor
 from generia_pipelines.partitions import (
     DATE_DIMENSION,
@@ -36,8 +39,10 @@ from generia_pipelines.partitions import (
     worlds_partitions,
 )
 from generia_pipelines.resources.catalog import CatalogResource
+from generia_pipelines.retirement import plan_retirement, worlds_in_flight
 
 BACKFILL_DAYS_VAR = "GENERIA_BACKFILL_DAYS"
+DEFAULT_BACKFILL_DAYS = 1
 #: Run tag naming a one-partition run's world, to find a world's runs in the UI.
 WORLD_TAG = "generia/world"
 #: Run tag of a range run: its first and last world (``first..last``).
@@ -138,6 +143,14 @@ daily_posts = define_asset_job(
     "range of them in one run).",
 )
 
+world_reports = define_asset_job(
+    "world_reports",
+    selection=AssetSelection.assets(world_report_asset),
+    executor_def=generia_executor,
+    description="Each world's cost and output per day, from the ledger (a range of worlds "
+    "per run).",
+)
+
 post_days = world_days.get_partitions_def_for_dimension(DATE_DIMENSION)
 
 
@@ -149,12 +162,14 @@ post_days = world_days.get_partitions_def_for_dimension(DATE_DIMENSION)
     default_status=DefaultScheduleStatus.STOPPED,
     description="Every morning, each world's posts for the day that just ended.",
 )
-def daily_posts_schedule(context: ScheduleEvaluationContext) -> list[RunRequest] | SkipReason:
-    """Every world's last complete day, K worlds per run (GENERIA_PARTITIONS_PER_RUN).
+def daily_posts_schedule(
+    context: ScheduleEvaluationContext, catalog: CatalogResource
+) -> list[RunRequest] | SkipReason:
+    """Every catalog world's last complete day, K worlds per run (GENERIA_PARTITIONS_PER_RUN).
 
-    Each request is a range of worlds in the order they were added, for one day; a world
-    whose key is unusable (added by hand, bypassing the sensor) is left out and ends the
-    range before it. The worlds are read in one query and no key is looked up again.
+    Each request is a range of worlds in the order they were added, for one day. A world the
+    catalog no longer lists, or whose key is unusable (added by hand), is left out, said in
+    the tick's log, and ends the range before it. No key is looked up one by one.
     """
     # As Dagster's partitioned schedules: the instance is the store, unless under test.
     store = context.instance if context.instance_ref is not None else None
@@ -163,6 +178,14 @@ def daily_posts_schedule(context: ScheduleEvaluationContext) -> list[RunRequest]
         worlds = worlds_partitions.get_partition_keys()
     if day is None:
         return SkipReason(f"no complete day since the first partition day ({post_days})")
+    listing = catalog.list_outside_run()
+    listed = set(listing.ids)
+    gone = [world_id for world_id in worlds if world_id not in listed]
+    if gone:
+        context.log.warning(
+            f"no posts for {len(gone)} worlds not in {listing.source} (new_worlds_sensor "
+            f"retires their partitions): {', '.join(gone[:20])}"
+        )
     usable: set[str] = set()
     for world_id in worlds:
         try:
@@ -170,7 +193,8 @@ def daily_posts_schedule(context: ScheduleEvaluationContext) -> list[RunRequest]
         except InvalidWorldKey as exc:
             context.log.warning(f"no posts for {world_id!r}: {exc}")
             continue
-        usable.add(world_id)
+        if world_id in listed:
+            usable.add(world_id)
     requests = [
         range_request(
             daily_posts.name,
@@ -182,12 +206,51 @@ def daily_posts_schedule(context: ScheduleEvaluationContext) -> list[RunRequest]
         )
         for chunk in contiguous_chunks(worlds, usable, partitions_per_run())
     ]
+    for request in requests:
+        context.log.info(f"{day}: {request.tags.get(WORLDS_TAG) or request.tags[WORLD_TAG]}")
+    if not requests:
+        return SkipReason(
+            f"no worlds of {listing.source} are partitions yet: the new_worlds_sensor adds them"
+        )
+    return requests
+
+
+@schedule(
+    job=world_reports,
+    cron_schedule="0 9 * * *",
+    execution_timezone="UTC",
+    name="world_reports_schedule",
+    default_status=DefaultScheduleStatus.STOPPED,
+    description="Every morning after the posts, each world's report of cost and output.",
+)
+def world_reports_schedule(context: ScheduleEvaluationContext) -> list[RunRequest] | SkipReason:
+    """Every world's report, K worlds per run; the date in the run key keeps one a day."""
+    store = context.instance if context.instance_ref is not None else None
+    with partition_loading_context(context.scheduled_execution_time, store):
+        worlds = worlds_partitions.get_partition_keys()
+    usable = {world_id for world_id in worlds if is_world_key(world_id)}
+    today = context.scheduled_execution_time.date().isoformat()
+    requests = [
+        range_request(
+            world_reports.name,
+            worlds_partitions,
+            chunk[0],
+            chunk[-1],
+            f"{today}|{chunk[0]}..{chunk[-1]}",
+            (chunk[0], chunk[-1]),
+        )
+        for chunk in contiguous_chunks(worlds, usable, partitions_per_run())
+    ]
     return requests or SkipReason("no worlds yet: the new_worlds_sensor adds them")
 
 
 def backfill_days() -> int:
-    """How many past days of posts a new world gets (GENERIA_BACKFILL_DAYS, default 0)."""
-    raw = os.environ.get(BACKFILL_DAYS_VAR, "0").strip() or "0"
+    """How many past days of posts a new world gets once set up (GENERIA_BACKFILL_DAYS).
+
+    One by default: a world found by the sensor gets its latest complete day right after its
+    setup, instead of waiting for the next morning's schedule.
+    """
+    raw = os.environ.get(BACKFILL_DAYS_VAR, "").strip() or str(DEFAULT_BACKFILL_DAYS)
     try:
         days = int(raw)
     except ValueError:
@@ -224,7 +287,8 @@ def backfill_cursor(worlds: set[str]) -> str:
 )
 def new_worlds_sensor(context: SensorEvaluationContext, catalog: CatalogResource) -> SensorResult:
     """Add partitions for new worlds and request their setup; once a world's setup has
-    materialized, request its posts for the last N days, once.
+    materialized, request its posts for the last N days, once. Retire the partitions of
+    worlds the catalog no longer lists, once no run works on them (see retirement).
 
     The cursor lists the worlds whose days were requested: without it every tick would
     request every world's last N days again (7,000 run keys for 1,000 worlds and a week, each
@@ -238,6 +302,10 @@ def new_worlds_sensor(context: SensorEvaluationContext, catalog: CatalogResource
     ordered = list(context.instance.get_dynamic_partitions(WORLDS))
     known = set(ordered)
     new = [w.id for w in listing.worlds if w.id not in known]
+    listed = set(listing.ids) | {str(s.world_id) for s in listing.skipped}
+    retirement = plan_retirement(ordered, listed, worlds_in_flight(context.instance, ordered))
+    for line in retirement.messages(listing.source):
+        context.log.warning(line)
     per_run = partitions_per_run()
     # Added in this order in this tick, so each chunk is a contiguous range of worlds.
     requests = [
@@ -262,13 +330,14 @@ def new_worlds_sensor(context: SensorEvaluationContext, catalog: CatalogResource
         requests.extend(backfill_requests(ordered, fresh, day_keys, per_run))
         if fresh:
             cursor = backfill_cursor(done | fresh)
-    if not requests:
+    changes: list[AddDynamicPartitionsRequest | DeleteDynamicPartitionsRequest] = []
+    if new:
+        changes.append(worlds_partitions.build_add_request(new))
+    if retirement.retire:
+        changes.append(worlds_partitions.build_delete_request(retirement.retire))
+    if not requests and not changes:
         return SensorResult(skip_reason=SkipReason(f"no new worlds in {listing.source}"))
-    return SensorResult(
-        run_requests=requests,
-        dynamic_partitions_requests=[worlds_partitions.build_add_request(new)] if new else [],
-        cursor=cursor,
-    )
+    return SensorResult(run_requests=requests, dynamic_partitions_requests=changes, cursor=cursor)
 
 
 def backfill_requests(

@@ -14,6 +14,7 @@ characters (terminal escapes, NUL), which a person reviewing the catalog would n
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import unicodedata
@@ -110,6 +111,12 @@ class WorldSpec(BaseModel):
         if problem:
             raise ValueError(problem)
         return value
+
+    def fingerprint(self) -> str:
+        """What the world's brief is written from (name, prompt, description), hashed: a
+        brief whose fingerprint differs was written for another version of the world."""
+        source = "\x1f".join((self.name, self.prompt, self.description))
+        return hashlib.sha256(source.encode("utf-8")).hexdigest()[:16]
 
     def setup_budget(self) -> Budget:
         """Limits for the world's setup (brief, characters, avatars)."""
@@ -458,7 +465,12 @@ class FileCatalog:
         if own:
             raise WorldsFileError(self.path, own)
         known = ", ".join(spec.id for spec in contents.worlds[:10]) or "none"
-        raise UnknownWorld(f"{self.path} has no world {world_id!r} (worlds: {known})")
+        raise UnknownWorld(
+            f"{self.path} has no world {world_id!r} (worlds: {known}). This file is the "
+            "catalog of this code location (GENERIA_WORLDS_FILE): add the world there and "
+            "new_worlds_sensor sets it up; a partition whose world is in no catalog is "
+            "retired by the sensor"
+        )
 
 
 class WorldSource(Protocol):

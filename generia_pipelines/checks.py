@@ -33,6 +33,19 @@ CAPTION_RULES = "captions_and_tags_within_limits"
 POST_IMAGES_OWNED = "every_post_image_confirmed_and_owned_by_author"
 NO_DUPLICATES = "no_duplicate_units"
 
+#: What each check verifies, as the UI shows it.
+DESCRIPTIONS = {
+    CHARACTER_COUNT: "The world has as many created characters as its catalog entry asks for.",
+    AVATARS_CONFIRMED: "Every character carries, on the platform, the avatar whose upload "
+    "was confirmed.",
+    CAPTION_RULES: "Captions are non-empty and within the platform's length; 1-10 distinct "
+    "tags, each within the tag rules.",
+    POST_IMAGES_OWNED: "Every published post's image exists on the platform, is confirmed, "
+    "and belongs to the post's author.",
+    NO_DUPLICATES: "No character, post or media is recorded for two units of work, and no "
+    "unit had a second remote object created for it.",
+}
+
 CAPTION_MAX = 2200
 TAGS_MAX = 10
 _TAG = re.compile(r"^[a-z0-9_]{1,32}$")
@@ -61,7 +74,12 @@ def specs(
     """The checks of ``asset``, partitioned like it so each partition has its own verdict."""
     with warnings.catch_warnings():  # partitioned checks are a preview in Dagster 1.13
         warnings.simplefilter("ignore", category=PreviewWarning)
-        return [AssetCheckSpec(name, asset=asset, partitions_def=partitions_def) for name in names]
+        return [
+            AssetCheckSpec(
+                name, asset=asset, partitions_def=partitions_def, description=DESCRIPTIONS[name]
+            )
+            for name in names
+        ]
 
 
 def character_count(

@@ -29,7 +29,7 @@ DEFAULT_PORTS = {
     "media": 50052,
     "post": 50053,
     "world": 50054,
-    "http": 8700,
+    "http": 8700,  # demo.DEMO_HTTP_PORT: the demo's previews point at it
     "runware": 8701,
 }
 _PORT_ORDER = ("character", "media", "post", "world", "http", "runware")
@@ -141,7 +141,8 @@ def _add_demo_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "demo",
         help="populate a demo world end to end against a local stack and write its feed",
-        description="Start the local stack on free ports, materialize populate_world and "
+        description="Start the local stack (the object store on a fixed port), materialize "
+        "populate_world and "
         "daily_posts for one demo world through a persistent Dagster instance, print a "
         "summary and write the feed as one HTML file. Re-running reuses everything.",
     )
@@ -175,6 +176,13 @@ def _add_demo_parser(subparsers: Any) -> None:
     )
     parser.add_argument("--feed", type=Path, default=None, help="(default: DIR/feed.html)")
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default: %(default)s)")
+    parser.add_argument(
+        "--http-port",
+        type=int,
+        default=demo.DEMO_HTTP_PORT,
+        help="the object store's port, which the UI's image previews point at; fixed so they "
+        "survive a restart, 0 for a free one (default: %(default)s)",
+    )
     parser.add_argument("--verbose", action="store_true", help="show Dagster's INFO logs")
     parser.set_defaults(handler=_run_demo)
 
@@ -195,6 +203,7 @@ def _run_demo(args: argparse.Namespace) -> int:
             dagster_home=args.dagster_home,
             feed_path=args.feed,
             host=args.host,
+            http_port=args.http_port,
             verbose=args.verbose,
         )
     )
@@ -234,6 +243,13 @@ def _add_dev_parser(subparsers: Any) -> None:
         action="store_true",
         help="use the stack's World service as the catalog instead of a worlds file",
     )
+    parser.add_argument(
+        "--backfill-days",
+        type=_backfill_days,
+        default=None,
+        help="past days of posts the sensor gives each new world once it is set up "
+        "(GENERIA_BACKFILL_DAYS; default: 1, the latest complete day)",
+    )
     _add_port_arguments(parser)
     parser.add_argument(
         "--ui-host", default="127.0.0.1", help="Dagster webserver host (default: %(default)s)"
@@ -265,8 +281,19 @@ def dev_options(args: argparse.Namespace) -> DevOptions:
         ui_host=args.ui_host,
         ui_port=args.ui_port,
         world_service=args.world_service,
+        backfill_days=args.backfill_days,
         dagster_args=tuple(extra),
     )
+
+
+def _backfill_days(raw: str) -> int:
+    try:
+        days = int(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a whole number of days") from None
+    if not 0 <= days <= 366:
+        raise argparse.ArgumentTypeError(f"{days} must be within 0..366")
+    return days
 
 
 def _run_dev(args: argparse.Namespace) -> int:

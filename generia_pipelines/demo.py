@@ -1,6 +1,7 @@
 """``generia-pipelines demo``: the whole pipeline in one command, against a local stack.
 
-Starts the local Generia stack with the Runware stand-in on free ports, writes a worlds file
+Starts the local Generia stack with the Runware stand-in (its object store on the port
+``dev`` uses, so the image previews in the UI keep working), writes a worlds file
 with one demo world, then materializes ``populate_world`` and ``daily_posts`` through a
 persistent Dagster instance (so the runs appear in the UI afterwards, e.g. with
 ``generia-pipelines dev --dir .generia/demo``), prints a summary and writes the world's
@@ -40,6 +41,8 @@ import yaml
 # build its parser, and ``generia-pipelines stack`` should not pay for them.
 
 DEFAULT_DIR = Path(".generia/demo")
+#: The local object store's port for the demo: the same as ``dev``'s (cli.DEFAULT_PORTS).
+DEMO_HTTP_PORT = 8700
 DEFAULT_WORLD_ID = "neon-harbor"
 DEFAULT_WORLD_NAME = "Neon Harbor"
 DEFAULT_PROMPT = (
@@ -55,6 +58,9 @@ DAGSTER_YAML = """\
 # Written by generia-pipelines (demo/dev). A local instance: SQLite storage in this
 # directory; the generation ledger (generia_ledger.sqlite) lives here too.
 telemetry:
+  enabled: false
+# No newsletter dialog (an iframe from dagster.io) in a UI served on localhost.
+nux:
   enabled: false
 """
 #: Variables that would point a local run away from the local stack and its ledger.
@@ -101,6 +107,10 @@ class DemoOptions:
     dagster_home: Path | None = None
     feed_path: Path | None = None
     host: str = "127.0.0.1"
+    #: The object store's port. Fixed by default (the one ``dev`` uses), because the image
+    #: previews Dagster keeps for the demo world point at it: on a free port they would
+    #: break once the stack restarts. 0 picks a free one.
+    http_port: int = DEMO_HTTP_PORT
     verbose: bool = False
 
     @property
@@ -219,6 +229,9 @@ def ensure_dagster_home(path: Path) -> Path:
     config = home / "dagster.yaml"
     if not config.exists():
         config.write_text(DAGSTER_YAML, encoding="utf-8")
+    elif "nux:" not in (text := config.read_text(encoding="utf-8")):
+        # An instance written before the dialog was switched off.
+        config.write_text(text.rstrip("\n") + "\nnux:\n  enabled: false\n", encoding="utf-8")
     return home
 
 
@@ -363,11 +376,19 @@ def run_demo(options: DemoOptions, progress: Callable[[str], None] | None = None
     )
 
     runware = RunwareComponent()
-    stack = ThreadedStack(StackConfig(data_dir=data_dir, host=options.host), [runware])
+    config = StackConfig(data_dir=data_dir, host=options.host, http_port=options.http_port)
+    stack = ThreadedStack(config, [runware])
     try:
         stack.start()
     except (OSError, TimeoutError) as exc:
-        raise DemoError(f"cannot start the local stack: {exc}") from exc
+        hint = (
+            f" (is `generia-pipelines dev` or another demo using port {options.http_port}? "
+            "stop it, or pass --http-port 0 for a free port; previews then last until the "
+            "stack restarts)"
+            if options.http_port
+            else ""
+        )
+        raise DemoError(f"cannot start the local stack: {exc}{hint}") from exc
     say(f"local stack up (data in {data_dir})")
     try:
         stack_env = dict(stack.env)

@@ -31,6 +31,8 @@ from typing import Any
 from generia_pipelines.demo import PLATFORM_VARIABLES, ensure_dagster_home, write_worlds_file
 
 DEFAULT_DIR = Path(".generia/dev")
+#: A warnings filter (``-W`` syntax) for the one warning `dagster dev` prints at start.
+SUPERSEDED_DEV_WARNING = "ignore:Function `dev_command` is superseded:Warning"
 DEFINITIONS_MODULE = "generia_pipelines.definitions"
 DEFAULT_UI_PORT = 3000
 #: How long ``dagster dev`` gets to stop its webserver, daemon and code server after Ctrl-C.
@@ -74,6 +76,9 @@ class DevOptions:
     ui_host: str = "127.0.0.1"
     ui_port: int = DEFAULT_UI_PORT
     world_service: bool = False
+    #: Past days of posts the sensor gives a new world (GENERIA_BACKFILL_DAYS); None keeps
+    #: the caller's setting or the default.
+    backfill_days: int | None = None
     dagster_args: tuple[str, ...] = ()
 
     @property
@@ -141,6 +146,12 @@ def dev_environment(
         env.pop("GENERIA_WORLD_ADDR", None)
     env["GENERIA_WORLDS_FILE"] = str(worlds_file)
     env["DAGSTER_HOME"] = str(options.home.absolute())
+    if options.backfill_days is not None:
+        env["GENERIA_BACKFILL_DAYS"] = str(options.backfill_days)
+    # `dagster dev` warns at every start that `dg dev` supersedes it; dg is not part of
+    # this project, so the warning only adds noise to the first lines a newcomer reads.
+    quiet = SUPERSEDED_DEV_WARNING
+    env["PYTHONWARNINGS"] = ",".join(filter(None, (env.get("PYTHONWARNINGS"), quiet)))
     return env
 
 

@@ -39,7 +39,7 @@ from generia_pipelines.partitions import InvalidPartitionKey
 from generia_pipelines.resources.grpc import MediaResource
 from generia_pipelines.resources.runware import RunwareResource
 from generia_pipelines.resources.text import TextGenerationResource
-from generia_pipelines.units.causes import ProviderDown, TooManyInvalid
+from generia_pipelines.units.causes import MissingPrerequisite, ProviderDown, TooManyInvalid
 from generia_pipelines.units.fanout import Outcome, Stages, StepStopped, Tally, fan_out
 from generia_pipelines.units.model import variant_url
 from generia_pipelines.units.session import ClaimSession, UnitBusy
@@ -96,6 +96,8 @@ _FUTILE = (
     TooManyInvalid,
     # Another live run works on the unit: it is left to that run, not fought over.
     UnitBusy,
+    # The asset's inputs are not made yet: only materializing them helps.
+    MissingPrerequisite,
 )
 #: HTTP statuses of a text provider that a retry cannot change (bad request, key, model).
 _FUTILE_HTTP = frozenset({400, 401, 403, 404})
@@ -122,20 +124,14 @@ def as_failure(exc: BaseException) -> BaseException:
     if isinstance(exc, Failure):
         return exc
     if isinstance(exc, StepStopped):
-        failure = Failure(
+        return Failure(
             description=str(exc),
             metadata={**exc.tally.metadata(), "cause": str(exc.cause)},
             allow_retries=False,
         )
-        failure.__cause__ = exc.cause
-        return failure
     if not retry_is_futile(exc):
         return exc
-    failure = Failure(
-        description=f"{type(exc).__name__}: {exc} ({NOT_RETRIED})", allow_retries=False
-    )
-    failure.__cause__ = exc
-    return failure
+    return Failure(description=f"{type(exc).__name__}: {exc} ({NOT_RETRIED})", allow_retries=False)
 
 
 def fail_fast_on_bad_input(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
@@ -149,7 +145,9 @@ def fail_fast_on_bad_input(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitab
             failure = as_failure(exc)
             if failure is exc:
                 raise
-            raise failure from failure.__cause__
+            # An expected user error: its message says it all, without the traceback of
+            # the error it replaces.
+            raise failure from None
 
     return run
 

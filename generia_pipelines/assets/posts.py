@@ -7,21 +7,27 @@ draft and every post for the last image; ``bench/harness.py`` measured that as a
 a world's wall time. The assets stay separate in the graph and can be materialized alone.
 """
 
+import warnings
 from dataclasses import dataclass
 
 from dagster import (
+    AssetDep,
     AssetExecutionContext,
     AssetKey,
     AssetSpec,
+    BetaWarning,
     Failure,
     MaterializeResult,
+    MultiToSingleDimensionPartitionMapping,
     multi_asset,
 )
 
 from generia_pipelines import checks
 from generia_pipelines.catalog import WorldSpec
+from generia_pipelines.cost_report import cost_of
 from generia_pipelines.ledger import Stage, Unit
 from generia_pipelines.partitions import (
+    WORLD_DIMENSION,
     InvalidPartitionKey,
     split_world_day_key,
     world_days_partitions_def,
@@ -31,7 +37,8 @@ from generia_pipelines.resources.grpc import MediaResource, PostResource, WorldR
 from generia_pipelines.resources.ledger import LedgerResource
 from generia_pipelines.resources.runware import RunwareResource
 from generia_pipelines.resources.text import TextGenerationResource
-from generia_pipelines.units.cast import character_profile, created_characters
+from generia_pipelines.units.cast import character_profile, posting_characters
+from generia_pipelines.units.causes import MissingPrerequisite
 from generia_pipelines.units.day import DRAFTS as DRAFT_STAGE
 from generia_pipelines.units.day import IMAGES as IMAGE_STAGE
 from generia_pipelines.units.day import (
@@ -63,9 +70,13 @@ from .common import (
     unit_work,
     variant_url,
 )
-from .world import stored_brief
+from .world import AVATARS_ASSET, CHARACTERS_ASSET, stored_brief
 
 world_days = world_days_partitions_def()
+with warnings.catch_warnings():  # a beta class in Dagster 1.13, used as documented
+    warnings.simplefilter("ignore", category=BetaWarning)
+    #: Every day of a world maps to that world's setup partition.
+    ONE_WORLD = MultiToSingleDimensionPartitionMapping(partition_dimension_name=WORLD_DIMENSION)
 DRAFTS, IMAGES, POSTS_ASSET = AssetKey("post_drafts"), AssetKey("post_images"), AssetKey("posts")
 #: The asset of each stage of :mod:`generia_pipelines.units.day`.
 STAGE_ASSETS = {DRAFT_STAGE: DRAFTS, IMAGE_STAGE: IMAGES, POSTS: POSTS_ASSET}
@@ -112,13 +123,17 @@ class DayPosts:
             raise spec
         book = self.book
         brief = stored_brief(book, spec.id)
-        people = {str(u.character_id): u for u in created_characters(book, spec.id)}
+        people = {str(u.character_id): u for u in posting_characters(book, spec)}
         if not people:
-            raise Failure(f"world {spec.id!r} has no characters yet: run populate_world first")
+            raise MissingPrerequisite(
+                f"world {spec.id!r} has no characters yet: run populate_world first"
+            )
         if DRAFT_STAGE not in self.selected and not any(
             u.reached(Stage.TEXT_DONE) for u in day_units(book, spec.id, day)
         ):
-            raise Failure(f"no drafts for {spec.id} on {day}: materialize post_drafts first")
+            raise MissingPrerequisite(
+                f"no drafts for {spec.id} on {day}: materialize post_drafts first"
+            )
         work = unit_work(
             spec.id,
             day.isoformat(),
@@ -198,6 +213,12 @@ def drafts_result(state: DayState, people: dict[str, Unit]) -> MaterializeResult
             **state.stages.tallies[DRAFT_STAGE].metadata(),
             "posts_planned": len(drafted),
             "authors": len({u.character_id for u in drafted}),
+            "cost_usd": cost_of(
+                state.book.paid_calls(state.spec.id),
+                {POSTS},
+                call_kind="text",
+                partition=state.day.isoformat(),
+            ),
             "preview": table_md(
                 ["slot", "author", "caption", "tags"],
                 (
@@ -222,7 +243,9 @@ def images_result(state: DayState) -> MaterializeResult:
         metadata={
             **state.stages.tallies[IMAGE_STAGE].metadata(),
             "images_confirmed": len(confirmed),
-            "cost_usd": round(book.cost(spec.id, kind=POSTS, partition=day.isoformat()), 6),
+            "cost_usd": cost_of(
+                book.paid_calls(spec.id), {POSTS}, call_kind="image", partition=day.isoformat()
+            ),
             "previews": image_gallery(
                 (f"slot {u.slot}", variant_url(u, "thumbnail")) for u in confirmed
             ),
@@ -246,6 +269,9 @@ async def posts_result(
         metadata={
             **state.stages.tallies[POSTS].metadata(),
             "posts_published": len(published),
+            # Publishing calls no paid provider: the day's texts and images show on
+            # post_drafts and post_images, and on world_report.
+            "cost_usd": 0.0,
             "preview": table_md(
                 ["slot", "post", "caption", "image"],
                 (
@@ -264,6 +290,12 @@ async def posts_result(
     specs=[
         AssetSpec(
             DRAFTS,
+            # A world's days need its characters and their avatars: the graph shows it, and
+            # backfills from the asset graph set a world up before its days.
+            deps=[
+                AssetDep(asset, partition_mapping=ONE_WORLD)
+                for asset in (CHARACTERS_ASSET, AVATARS_ASSET)
+            ],
             description="The day's posts: fair choice of authors, caption, tags, image prompt.",
             group_name=GROUP,
             kinds={"python"},

@@ -16,6 +16,7 @@ from dagster import (
 
 from generia_pipelines import checks
 from generia_pipelines.catalog import WorldSpec
+from generia_pipelines.cost_report import OTHER, cost_of
 from generia_pipelines.generation.planning import CHARACTERS, avatar_key, brief_key
 from generia_pipelines.generation.prompts import render_world_brief
 from generia_pipelines.generation.schemas import WorldBrief
@@ -33,8 +34,11 @@ from generia_pipelines.units.cast import (
     character_profile,
     created_characters,
     make_cast,
+    resting_characters,
     unit_done,
 )
+from generia_pipelines.units.causes import MissingPrerequisite
+from generia_pipelines.units.keys import BRIEFS
 from generia_pipelines.units.session import ClaimSession
 
 from .batch import (
@@ -68,8 +72,36 @@ SETUP_ASSETS = (BRIEF_ASSET, CHARACTERS_ASSET, AVATARS_ASSET)
 def stored_brief(ledger: Ledger, world_id: str) -> WorldBrief:
     unit = ledger.get(brief_key(world_id))
     if unit is None or not unit.reached(Stage.TEXT_DONE) or not unit.payload:
-        raise Failure(f"world {world_id!r} has no brief yet: materialize world_brief first")
+        raise MissingPrerequisite(
+            f"world {world_id!r} has no brief yet: materialize world_brief first"
+        )
     return WorldBrief.model_validate(unit.payload["value"])
+
+
+#: The payload entry naming what a brief was written from (WorldSpec.fingerprint).
+FINGERPRINT = "world_fingerprint"
+
+
+def reopen_if_changed(book: Ledger, spec: WorldSpec) -> str:
+    """If the world's name, prompt or description changed since its brief was written,
+    forget the brief so that it is written anew, and say why; else "".
+
+    The characters made from the old brief stay on the platform with their profiles; the
+    new brief shapes the posts from now on. A brief written before fingerprints were kept
+    is left alone (nothing says it is stale).
+    """
+    unit = book.get(brief_key(spec.id))
+    if unit is None or not unit.payload or FINGERPRINT not in unit.payload:
+        return ""
+    before, now = str(unit.payload[FINGERPRINT]), spec.fingerprint()
+    if before == now:
+        return ""
+    book.reopen_text(unit.key)
+    return (
+        f"the world's name, prompt or description changed since its brief was written "
+        f"(fingerprint {before} -> {now}): the brief is written anew; characters made "
+        "before keep their profiles, and posts from now on follow the new brief"
+    )
 
 
 def _params(raw: str | None) -> dict[str, Any]:
@@ -91,9 +123,15 @@ async def make_brief(
     """The world's structured description (setting, tone, visual style) everything draws on."""
     key = brief_key(spec.id)
     pushed = False
+    changed = ""
     work = unit_work(spec.id, "", spec.setup_budget(), book, claims, text=text)
     if await claims.acquire(key, finished=lambda: unit_done(book, key)):
-        brief, outcome, unit = await work.text_for(key, WorldBrief, render_world_brief(spec))
+        changed = reopen_if_changed(book, spec)
+        if changed:
+            work.log.warning(f"brief of {spec.id}: {changed}")
+        brief, outcome, unit = await work.text_for(
+            key, WorldBrief, render_world_brief(spec), notes={FINGERPRINT: spec.fingerprint()}
+        )
         if world.configured and not unit.done:
             # Merge into the world's params: other keys belong to the platform.
             claims.ensure(key)
@@ -111,12 +149,14 @@ async def make_brief(
         metadata={
             "world": spec.name,
             "source": source,
-            "outcome": outcome.value,
+            "outcome": "regenerated" if changed else outcome.value,
+            "regenerated_because": changed or "not regenerated",
             "summary": brief.summary,
             "tone": brief.tone,
             "visual_style": brief.visual_style,
             "themes": ", ".join(brief.themes),
             "pushed_to_world_service": pushed,
+            "cost_usd": cost_of(book.paid_calls(spec.id), {BRIEFS}),
             "target_characters": spec.characters,
             "posts_per_day": spec.posts_per_day,
         },
@@ -255,6 +295,7 @@ async def make_setups(
 def characters_result(cast: Cast) -> MaterializeResult:
     spec, book = cast.spec, cast.book
     existing = created_characters(book, spec.id)
+    resting = resting_characters(book, spec)
     tally = cast.stages.tallies[CHARACTERS]
     return MaterializeResult(
         asset_key=CHARACTERS_ASSET,
@@ -268,7 +309,12 @@ def characters_result(cast: Cast) -> MaterializeResult:
             **tally.metadata(),
             "characters_total": len(existing),
             "target": spec.characters,
-            "cost_usd": round(book.spent(spec.id, "").usd, 6),
+            # The target was lowered: these stay on the platform but get no new posts.
+            "characters_beyond_target": len(resting),
+            "resting_characters": ", ".join(character_profile(u).display_name for u in resting)
+            or "none",
+            # The characters' own texts and plans; the avatars show their images' cost.
+            "cost_usd": cost_of(book.paid_calls(spec.id), {CHARACTERS, OTHER}),
             "preview": table_md(
                 ["slot", "name", "id", "bio"],
                 (

@@ -58,6 +58,21 @@ def created_characters(ledger: Ledger, world_id: str) -> list[Unit]:
     return [u for u in ledger.units(world_id, CHARACTERS) if u.done and u.character_id]
 
 
+def posting_characters(ledger: Ledger, spec: WorldSpec) -> list[Unit]:
+    """The characters who get posts: those within the world's target count. A world whose
+    count was lowered keeps its other characters on the platform, without new posts."""
+    return [
+        u for u in created_characters(ledger, spec.id) if (u.slot_number or 0) < spec.characters
+    ]
+
+
+def resting_characters(ledger: Ledger, spec: WorldSpec) -> list[Unit]:
+    """The characters beyond the world's target count (it was lowered): no new posts."""
+    return [
+        u for u in created_characters(ledger, spec.id) if (u.slot_number or 0) >= spec.characters
+    ]
+
+
 class Cast:
     """One world's characters and avatars in the making: each character goes profile →
     CreateCharacter → avatar prompt → image → upload → attach on its own."""

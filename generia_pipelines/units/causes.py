@@ -29,6 +29,11 @@ class TooManyInvalid(GeneriaError):
         super().__init__(cause)
 
 
+class MissingPrerequisite(GeneriaError):
+    """An asset was asked for before what it is made from: materialize that first. A retry
+    would meet the same gap, so none is made."""
+
+
 def cause_of(error: BaseException) -> str:
     """The part of an error that is the same for every unit it hit."""
     if isinstance(error, (ProviderDown, TooManyInvalid)):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -9,7 +10,19 @@ import sqlalchemy as sa
 from generia_pipelines.units.keys import CHARACTERS, POSTS
 from generia_pipelines.units.model import Duplicate
 from generia_pipelines.units.store import UnitStore
-from generia_pipelines.units.tables import units_table
+from generia_pipelines.units.tables import reservations_table, units_table
+
+
+@dataclass(frozen=True)
+class PaidCall:
+    """What the calls of one kind cost for one kind of unit in one partition."""
+
+    unit_kind: str
+    partition: str
+    call_kind: str
+    images: int
+    text_calls: int
+    usd: float
 
 
 class ReportStore(UnitStore):
@@ -32,6 +45,34 @@ class ReportStore(UnitStore):
         )
         with self._transaction() as conn:
             return float(conn.execute(query).scalar_one())
+
+    def paid_calls(self, world_id: str) -> list[PaidCall]:
+        """The world's settled paid calls, summed per kind of unit, partition and call kind:
+        each call counted once, under the unit it was made for."""
+        calls, units = reservations_table, units_table
+        # A call made for work that is not a unit of its own (planning a batch of characters)
+        # still counts, under "other" and the period it was paid in.
+        unit_kind = sa.func.coalesce(units.c.kind, "other")
+        partition = sa.func.coalesce(units.c.partition, calls.c.period)
+        query = (
+            sa.select(
+                unit_kind,
+                partition,
+                calls.c.kind,
+                sa.func.sum(calls.c.images),
+                sa.func.sum(calls.c.text_calls),
+                sa.func.sum(calls.c.usd),
+            )
+            .select_from(calls.outerjoin(units, units.c.unit_key == calls.c.unit_key))
+            .where(calls.c.world_id == world_id, calls.c.state == "spent")
+            .group_by(unit_kind, partition, calls.c.kind)
+            .order_by(partition, unit_kind, calls.c.kind)
+        )
+        with self._transaction() as conn:
+            return [
+                PaidCall(str(k), str(p), str(c), int(i or 0), int(t or 0), float(u or 0.0))
+                for k, p, c, i, t, u in conn.execute(query).all()
+            ]
 
     def counts(
         self, world_id: str, *, kind: str | None = None, partition: str | None = None

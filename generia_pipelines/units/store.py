@@ -394,6 +394,18 @@ class UnitStore:
 
         return self._mutate(key, change)
 
+    def reopen_text(self, key: str) -> Unit:
+        """Forget the unit's text, so that the next writer generates it anew: the world it
+        was written for has changed. Only for units whose text is their whole work (a
+        brief); what was created on the platform from it stays."""
+
+        def change(unit: Unit, _: Connection) -> dict[str, Any]:
+            if unit.payload is None:
+                return {}
+            return {"payload": None, "status": Stage.PLANNED.label, "error": None}
+
+        return self._mutate(key, change)
+
     def record_image(
         self,
         key: str,

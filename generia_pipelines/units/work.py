@@ -9,7 +9,7 @@ id. Providers are the typed clients, handed in by the asset layer (or a test, or
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -71,14 +71,17 @@ class UnitWork:
     def log(self) -> Any:
         return self.claims.log
 
-    async def text_for(self, key: str, schema: type[T], prompt: Prompt) -> tuple[T, Outcome, Unit]:
-        """The unit's text: from the ledger if paid for already, else generated and recorded;
-        with the unit as it now stands."""
+    async def text_for(
+        self, key: str, schema: type[T], prompt: Prompt, *, notes: Mapping[str, str] | None = None
+    ) -> tuple[T, Outcome, Unit]:
+        """The unit's text: from the ledger if paid for already, else generated and recorded
+        (with ``notes`` beside it); with the unit as it now stands."""
         unit = self.ledger.get(key)
         if unit is not None and unit.reached(Stage.TEXT_DONE) and unit.payload:
             return schema.model_validate(unit.payload["value"]), Outcome.REUSED, unit
+        extra = dict(notes or {})
         value, unit = await self.write_text(
-            key, schema, prompt, lambda v: ({"value": v.model_dump(mode="json")}, None)
+            key, schema, prompt, lambda v: ({"value": v.model_dump(mode="json"), **extra}, None)
         )
         return value, Outcome.CREATED, unit
 

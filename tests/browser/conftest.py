@@ -8,6 +8,7 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,6 +17,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "deploy"))
 from deploy_helpers import Deployment, deployment, postgres_problem
 
 CHROMIUM = Path(os.environ.get("GENERIA_TEST_CHROMIUM", "/usr/bin/chromium"))
+#: Headless, and no traffic of the browser's own (updates, sync, QUIC probes).
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
 
 
@@ -50,3 +62,24 @@ def artifacts() -> Path:
     """Where the screenshots go (gitignored; CI keeps them as artifacts)."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     return ARTIFACTS
+
+
+@pytest.fixture(scope="module")
+def browser(chromium: Path) -> Iterator[Any]:
+    """One Chromium per module; each test's pages open in a context of their own."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+def shot(page: Any, artifacts: Path, name: str) -> None:
+    """A full-page screenshot into the artifacts, named ``name``, once transitions ended
+    (a dialog mid fade-in is half transparent)."""
+    path = artifacts / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True, animations="disabled")
+    print(f"screenshot: {path}")

@@ -14,8 +14,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import shot
 from deploy_helpers import Deployment
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 ASSETS = ("world_brief", "characters", "character_avatars", "post_drafts", "post_images", "posts")
 WORLD = {
@@ -26,27 +27,6 @@ WORLD = {
     "posts_per_day": 3,
 }
 TIMEOUT_MS = 60_000
-#: Headless, and no traffic of the browser's own (updates, sync, QUIC probes).
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-@pytest.fixture
-def browser(chromium: Path) -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
 
 
 @pytest.fixture
@@ -62,12 +42,6 @@ def page(browser: Browser, ui_deployment: Deployment) -> Iterator[Page]:
         yield opened
     finally:
         context.close()
-
-
-def shot(page: Page, artifacts: Path, name: str) -> None:
-    path = artifacts / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
-    print(f"screenshot: {path}")
 
 
 @pytest.mark.timeout(300)

@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import html
 import os
+import re
 import socket
 import sys
 from datetime import date
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
-from dagster import DagsterInstance, DagsterRunStatus
+from dagster import AssetKey, DagsterInstance, DagsterRunStatus
 
 import generia_pipelines.definitions as definitions
 import generia_pipelines.dev as dev
@@ -23,11 +25,13 @@ from generia_pipelines.demo import (
     DemoError,
     DemoOptions,
     demo_days,
+    ensure_dagster_home,
     format_summary,
     main_demo,
     run_demo,
 )
 from generia_pipelines.feed import Feed, FeedCharacter, FeedPost, render_feed
+from generia_pipelines.local.stack import StackConfig, ThreadedStack
 from generia_pipelines.resources.runware import RunwareResource
 
 REPO = Path(__file__).resolve().parents[2]
@@ -41,6 +45,7 @@ def _options(root: Path, **overrides: Any) -> DemoOptions:
         "characters": 3,
         "posts": 4,
         "days": 1,
+        "http_port": 0,  # tests run side by side; the fixed port is tested on its own
     }
     values.update(overrides)
     return DemoOptions(**values)
@@ -99,6 +104,36 @@ def test_demo_twice_populates_then_reuses_everything(tmp_path: Path) -> None:
         assert len(runs) == 4
         assert {r.status for r in runs} == {DagsterRunStatus.SUCCESS}
         assert instance.get_dynamic_partitions("worlds") == [WORLD]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_the_demos_image_previews_load_after_the_stack_restarts(tmp_path: Path) -> None:
+    """Reopened in ``dev`` (a new stack process on the same directory and object store
+    port), every preview the UI shows for the demo world loads."""
+    port = _free_port()
+    report = run_demo(_options(tmp_path, http_port=port))
+    assert report.success, report.error
+    with DagsterInstance.from_config(str(tmp_path / "dagster_home")) as instance:
+        urls = []
+        for asset in ("character_avatars", "post_images", "posts"):
+            event = instance.get_latest_materialization_event(AssetKey(asset))
+            assert event is not None and event.asset_materialization is not None
+            previews = event.asset_materialization.metadata["previews"].value
+            urls += re.findall(r"\]\((http[^)]+)\)", str(previews))
+    assert len(urls) >= 3 and all(f":{port}/" in url for url in urls)
+    stack = ThreadedStack(StackConfig(data_dir=tmp_path / "stack", http_port=port), []).start()
+    try:
+        for url in urls:
+            answer = httpx.get(url, timeout=10)
+            assert answer.status_code == 200, url
+            assert answer.headers["content-type"].startswith("image/")
+    finally:
+        stack.stop()
 
 
 def _captions_and_names(root: Path) -> list[str]:
@@ -228,6 +263,29 @@ def test_dev_launches_dagster_dev_pointed_at_the_stack(
     env = dev.prepare_launch(service, _env_stack(), {}).env
     assert env["GENERIA_WORLD_ADDR"] == "127.0.0.1:50054"
     assert env["DAGSTER_HOME"] == str(tmp_path / "x" / "dagster_home")
+
+
+def test_dev_passes_the_backfill_days_to_the_sensor(tmp_path: Path) -> None:
+    parsed = build_parser().parse_args(["dev", "--dir", str(tmp_path), "--backfill-days", "3"])
+    env = dev.prepare_launch(dev_options(parsed), _env_stack(), {}).env
+    assert env["GENERIA_BACKFILL_DAYS"] == "3"
+    unset = dev_options(build_parser().parse_args(["dev", "--dir", str(tmp_path)]))
+    kept = dev.prepare_launch(unset, _env_stack(), {"GENERIA_BACKFILL_DAYS": "5"}).env
+    assert kept["GENERIA_BACKFILL_DAYS"] == "5"
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["dev", "--backfill-days", "soon"])
+
+
+def test_dev_and_demo_start_without_dagsters_noise(tmp_path: Path) -> None:
+    parsed = build_parser().parse_args(["dev", "--dir", str(tmp_path)])
+    env = dev.prepare_launch(dev_options(parsed), _env_stack(), {"PYTHONWARNINGS": "error"}).env
+    assert env["PYTHONWARNINGS"] == f"error,{dev.SUPERSEDED_DEV_WARNING}"
+    old = tmp_path / "old_home"
+    old.mkdir()
+    (old / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    for home in (tmp_path / "new_home", old):
+        config = yaml.safe_load((ensure_dagster_home(home) / "dagster.yaml").read_text())
+        assert config["nux"] == {"enabled": False} and config["telemetry"] == {"enabled": False}
 
 
 def test_dev_worlds_file_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -25,6 +25,7 @@ from generia_pipelines.definitions import defs
 from generia_pipelines.resources.catalog import CatalogResource
 
 ROOT = Path(__file__).resolve().parents[2]
+PROMPT = "A salt desert of mirages and wind-powered caravans"
 
 
 def _evaluate(
@@ -71,15 +72,31 @@ def test_sensor_requests_past_days_once_setup_has_materialized(
     assert requests[0].tags["generia/world"] == "neon-harbor"
 
 
+def test_by_default_a_new_world_gets_its_latest_day_once_set_up(
+    bed: Bed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("GENERIA_WORLD_ADDR", raising=False)
+    monkeypatch.delenv("GENERIA_BACKFILL_DAYS", raising=False)
+    assert bed.setup("neon-harbor").success
+    requests = _evaluate(bed.instance, bed.worlds_file).run_requests or []
+    latest = post_days.get_partition_keys()[-1]
+    assert [covered(r, bed.instance) for r in requests] == [[f"{latest}|neon-harbor"]]
+
+
 def test_sensor_refuses_a_bad_backfill_setting(bed: Bed, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GENERIA_BACKFILL_DAYS", "lots")
     with pytest.raises(Exception, match="GENERIA_BACKFILL_DAYS='lots'"):
         _evaluate(bed.instance, bed.worlds_file)
 
 
-def _tick(instance: DagsterInstance) -> tuple[list[RunRequest], str | None]:
+def _tick(bed: Bed) -> tuple[list[RunRequest], str | None]:
+    instance = bed.instance
     tick = datetime(2026, 11, 24, 6, 0, tzinfo=UTC)
-    context = build_schedule_context(instance=instance, scheduled_execution_time=tick)
+    context = build_schedule_context(
+        instance=instance,
+        scheduled_execution_time=tick,
+        resources={"catalog": CatalogResource(worlds_file=str(bed.worlds_file))},
+    )
     schedule = defs.resolve_schedule_def(daily_posts_schedule.name)
     # The daemon evaluates ticks with the instance as the partition store; so does this test.
     with partition_loading_context(effective_dt=tick, dynamic_partitions_store=instance):
@@ -92,8 +109,9 @@ def test_schedule_requests_every_worlds_latest_day_in_runs_of_k(
 ) -> None:
     monkeypatch.setenv("GENERIA_PARTITIONS_PER_RUN", "2")
     worlds = ["w-a", "w-b", "w-c", "w-d", "w-e"]
+    bed.write_worlds([{"id": w, "prompt": PROMPT} for w in worlds])
     bed.instance.add_dynamic_partitions("worlds", worlds)
-    requests, _ = _tick(bed.instance)
+    requests, _ = _tick(bed)
     assert [covered(r, bed.instance) for r in requests] == [
         ["2026-11-23|w-a", "2026-11-23|w-b"],
         ["2026-11-23|w-c", "2026-11-23|w-d"],
@@ -122,15 +140,27 @@ def test_schedule_requests_every_worlds_latest_day_in_runs_of_k(
 
 
 def test_schedule_skips_worlds_with_unusable_keys_and_empty_instances(bed: Bed) -> None:
-    requests, skipped = _tick(bed.instance)
+    requests, skipped = _tick(bed)
     assert not requests and skipped
+    bed.write_worlds([{"id": w, "prompt": PROMPT} for w in ("neon-harbor", "salt-flats")])
     bed.instance.add_dynamic_partitions("worlds", ["neon-harbor", "Bad World", "salt-flats"])
-    requests, _ = _tick(bed.instance)
+    requests, _ = _tick(bed)
     # The bad key is left out of every range, so it splits the worlds around it.
     assert [covered(r, bed.instance) for r in requests] == [
         ["2026-11-23|neon-harbor"],
         ["2026-11-23|salt-flats"],
     ]
+
+
+def test_schedule_skips_worlds_gone_from_the_catalog_and_says_so(
+    bed: Bed, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bed.write_worlds([{"id": w, "prompt": PROMPT} for w in ("w-a", "w-c")])
+    bed.instance.add_dynamic_partitions("worlds", ["w-a", "w-gone", "w-c"])
+    requests, _ = _tick(bed)
+    assert [covered(r, bed.instance) for r in requests] == [["2026-11-23|w-a"], ["2026-11-23|w-c"]]
+    logged = capsys.readouterr().err  # the tick's log, as the daemon's console shows it
+    assert "no posts for 1 worlds not in file" in logged and "w-gone" in logged
 
 
 def _avatars_materialized(instance: DagsterInstance, *world_ids: str) -> None:
