@@ -665,6 +665,9 @@ def deployment_env(
             "GENERIA_LEDGER_URL": f"postgresql+psycopg2://{auth}@{PG_HOST}:{PG_PORT}/{database}",
             "GENERIA_WORLDS_FILE": str(worlds_file),
             "GENERIA_TEXT_BACKEND": "local",
+            # The tests request each world's days themselves; the sensor's own backfill of a
+            # new world's latest day (the default, 1) is tested in tests/e2e.
+            "GENERIA_BACKFILL_DAYS": "0",
             # A week of daily partitions: recent days exist whatever the machine's clock says.
             "GENERIA_POSTS_START_DATE": (datetime.now(UTC).date() - timedelta(days=7)).isoformat(),
             "PYTHONUNBUFFERED": "1",
