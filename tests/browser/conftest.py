@@ -14,20 +14,11 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "deploy"))
 
+from browser_helpers import CHROMIUM_ARGS
 from deploy_helpers import Deployment, deployment, postgres_problem
 
 CHROMIUM = Path(os.environ.get("GENERIA_TEST_CHROMIUM", "/usr/bin/chromium"))
-#: Headless, and no traffic of the browser's own (updates, sync, QUIC probes).
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
 
 
@@ -75,11 +66,3 @@ def browser(chromium: Path) -> Iterator[Any]:
             yield launched
         finally:
             launched.close()
-
-
-def shot(page: Any, artifacts: Path, name: str) -> None:
-    """A full-page screenshot into the artifacts, named ``name``, once transitions ended
-    (a dialog mid fade-in is half transparent)."""
-    path = artifacts / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True, animations="disabled")
-    print(f"screenshot: {path}")

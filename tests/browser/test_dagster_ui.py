@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import shot
+from browser_helpers import shot
 from deploy_helpers import Deployment
 from playwright.sync_api import Browser, Page, expect
 

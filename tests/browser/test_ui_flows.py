@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-import conftest
+import browser_helpers
 import pytest
 import yaml
 from deploy_helpers import LOCATION, Deployment, wait_for
@@ -142,7 +142,7 @@ def fresh_page(browser: Browser, width: int = 1600, height: int = 1000) -> Itera
 
 def shot(page: Page, artifacts: Path, name: str) -> None:
     assert name.startswith("13-"), name  # this screenshots, apart from the others
-    conftest.shot(page, artifacts, name)
+    browser_helpers.shot(page, artifacts, name)
 
 
 def run_ok(live: Deployment, job: str, partition: str) -> str:
