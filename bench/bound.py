@@ -12,10 +12,18 @@ What it honours, per item (the platform's order of calls):
   PUT → ConfirmUpload → UpdateCharacter;
 - a post: draft → image → presign → PUT → ConfirmUpload → CreateAIPost (its author exists).
 
-And the limits in force: at most ``runs`` runs at once and one run per world at a time
-(the deployment's run queue and ``generia/world`` tag limit), so a world's setup run and
-its day runs follow each other; within a run at most ``texts_per_run`` text calls,
-``images_per_run`` image calls and ``grpc_per_run`` gRPC calls in flight.
+Two bounds, over different limits:
+
+- :func:`account_bound`, the one the benchmarks compare against: the account-wide limits
+  (:class:`Account`: image and text calls in flight across all runs together) and a world's
+  posts after its setup (a post's author must exist). It knows nothing of runs, so it is the
+  same whether the work runs as one run per world-day or as batched runs of many partitions:
+  the ratio to it says what the run structure and the code add.
+- :func:`scenario_bound`, the earlier one: at most ``runs`` runs at once and one run per world
+  at a time, so a world's setup run and its day runs follow each other; within a run at most
+  ``texts_per_run`` text calls, ``images_per_run`` image calls and ``grpc_per_run`` gRPC
+  calls in flight. It charges every run's critical path to a run slot, so it is a bound for
+  one run per world-day only.
 """
 
 from __future__ import annotations
@@ -131,6 +139,56 @@ def scenario_bound(worlds: Sequence[Sequence[RunWork]], lat: Latency, lim: Limit
         "text calls": _waves(texts, slots * lim.texts_per_run) * lat.text
         + lat.image
         + lat.after_image,
+    }
+    return Terms(max(terms.values()), terms)
+
+
+@dataclass(frozen=True)
+class Account:
+    """Calls in flight across all runs at once: what the provider accounts allow (the
+    deployment's runs times each run's own limit, split however the runs are cut)."""
+
+    images: int = 80
+    texts: int = 128
+    grpc: int = 800
+
+    def per_run(self, runs_at_once: int) -> Limits:
+        """Each of ``runs_at_once`` runs' share: the per-run limits that keep the sum within."""
+        share = max(1, runs_at_once)
+        return Limits(
+            runs=share,
+            texts_per_run=max(1, self.texts // share),
+            images_per_run=max(1, self.images // share),
+            grpc_per_run=max(1, self.grpc // share),
+        )
+
+
+def account_bound(worlds: Sequence[Sequence[RunWork]], lat: Latency, account: Account) -> Terms:
+    """The least time for all worlds under the account-wide limits, however runs are cut.
+
+    Each world is a sequence of work done in order (its setup, then its days); a world alone
+    may use the whole account. The maximum of: the slowest world's chain; every image call
+    over the account's image limit, after the earliest an image can start and before the
+    calls after the last; the same for text calls.
+    """
+    if not worlds:
+        return Terms(0.0, {"nothing to do": 0.0})
+    whole = Limits(
+        runs=1,
+        texts_per_run=account.texts,
+        images_per_run=account.images,
+        grpc_per_run=account.grpc,
+    )
+    runs = [run for world in worlds for run in world]
+    images = sum(run.images() for run in runs)
+    texts = sum(run.texts() for run in runs)
+    # The earliest image: a day's first draft, or in a world to set up, after its first plan.
+    setup_first = (1 + 1 + 1) * lat.text + lat.grpc + lat.text
+    first_image = min(setup_first if world[0].characters else lat.text for world in worlds)
+    terms = {
+        "slowest world": max(sum(run_bound(run, lat, whole).seconds for run in w) for w in worlds),
+        "image calls": first_image + _waves(images, account.images) * lat.image + lat.after_image,
+        "text calls": _waves(texts, account.texts) * lat.text + lat.image + lat.after_image,
     }
     return Terms(max(terms.values()), terms)
 

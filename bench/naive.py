@@ -12,6 +12,7 @@ import os
 import time
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 from generia_pipelines.catalog import WorldSpec
 from generia_pipelines.clients.grpc_base import ChannelSettings
@@ -91,7 +92,8 @@ async def populate_naively(
         uploader = PresignedUploader(media, http)
 
         async def ask(schema: type, prompt: object, key: str) -> object:
-            result = await text.generate(TextTask(schema, prompt, world.id, key))  # type: ignore[arg-type]
+            task: Any = TextTask(schema, prompt, world.id, key)  # type: ignore[arg-type]
+            result: Any = await text.generate(task)
             return result.value
 
         async def picture(prompt: str, seed: int, owner: str, kind: MediaType, key: str) -> str:
@@ -113,7 +115,7 @@ async def populate_naively(
         start = time.perf_counter()
         brief = await ask(WorldBrief, render_world_brief(world), f"naive/{world.id}/brief")
         assert isinstance(brief, WorldBrief)
-        concepts = []
+        concepts: list[Any] = []
         for batch in plan_character_batches(world.characters):
             plan = await ask(
                 CharacterBatchPlan,

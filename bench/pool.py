@@ -2,10 +2,18 @@
 
 Each worker is a spawned process that imports the code location once, opens the shared
 Dagster instance (PostgreSQL) and then executes the runs it is handed with the jobs'
-in-process executor, one after another: a world's runs go to one worker in order, so a
-world never has two runs at once (the deployment's ``generia/world`` tag limit), and at most
-K runs are in flight (its ``max_concurrent_runs``). Per run it reports wall time, the
-process's CPU seconds and the time from launch to the first step's start.
+in-process executor, one after another: a task's runs (a world's, or a range of worlds')
+go to one worker in order, so a world's posts follow its setup, and at most K runs are in
+flight (the deployment's ``max_concurrent_runs``). A run is one partition
+(``partition_key``) or a range of them (the ``dagster/asset_partition_range_start`` /
+``_end`` tags a schedule's or sensor's range request carries, and no partition key). Per
+run it reports wall time, the process's CPU seconds and the time from launch to the first
+step's start.
+
+A task may set environment variables for its runs (e.g. ``DAGSTER_EVENT_BATCH_SIZE``, which
+Dagster reads at every event) and may run on a second instance of the worker whose storage
+keeps its PostgreSQL connections in a pool (``pooled``), as the webserver's does, instead of
+opening one per query (dagster-postgres's ``NullPool`` in run workers).
 """
 
 from __future__ import annotations
@@ -29,8 +37,39 @@ READY_TIMEOUT_S = 120.0
 
 @dataclass(frozen=True)
 class RunSpec:
+    """A run of ``job``: one partition, or the range ``partition`` .. ``last`` when ``last``
+    is set (for world × date keys a rectangle of worlds × days)."""
+
     job: str
     partition: str
+    last: str = ""
+    #: Partitions the run covers (for the report; 1 for a one-partition run).
+    partitions: int = 1
+
+    @property
+    def is_range(self) -> bool:
+        return bool(self.last) and self.last != self.partition
+
+    @property
+    def label(self) -> str:
+        return f"{self.partition}..{self.last}" if self.is_range else self.partition
+
+    def tags(self) -> dict[str, str]:
+        """The range tags of a range run (Dagster's own names), none for one partition."""
+        if not self.is_range:
+            return {}
+        return {
+            "dagster/asset_partition_range_start": self.partition,
+            "dagster/asset_partition_range_end": self.last,
+        }
+
+
+@dataclass(frozen=True)
+class TaskOptions:
+    """How a task's runs execute: extra environment variables, the pooled instance."""
+
+    env: tuple[tuple[str, str], ...] = ()
+    pooled: bool = False
 
 
 @dataclass(frozen=True)
@@ -46,6 +85,9 @@ class RunStats:
     error: str = ""
     #: Seconds from each step's start to its end (success or failure).
     steps: tuple[tuple[str, float], ...] = ()
+    partitions: int = 1
+    #: Events the run stored (all kinds), to compare the event volume of the modes.
+    events: int = 0
 
 
 def _cpu() -> float:
@@ -65,12 +107,14 @@ def execute_run(instance: Any, job: Any, spec: RunSpec, run_config: Mapping[str,
     result = job.execute_in_process(
         run_config=dict(run_config),
         instance=instance,
-        partition_key=spec.partition,
+        partition_key=None if spec.is_range else spec.partition,
+        tags=spec.tags() or None,
         raise_on_error=False,
     )
     if profiler is not None:
         profiler.disable()
-        name = f"{spec.job}-{spec.partition.replace('|', '_')}-{result.run_id[:8]}.prof"
+        label = spec.label.replace("|", "_").replace(".", "_")[:80]
+        name = f"{spec.job}-{label}-{result.run_id[:8]}.prof"
         profiler.dump_stats(os.path.join(str(profile_dir), name))
     wall, cpu = time.perf_counter() - wall0, _cpu() - cpu0
     records = instance.all_logs(
@@ -91,6 +135,7 @@ def execute_run(instance: Any, job: Any, spec: RunSpec, run_config: Mapping[str,
         for r in records
         if r.dagster_event_type != DagsterEventType.STEP_START
     }
+    events = stored_events(instance, result.run_id)
     first_at = min(began.values(), default=launched)
     steps = tuple(
         (key, ended[key] - began[key])
@@ -109,7 +154,7 @@ def execute_run(instance: Any, job: Any, spec: RunSpec, run_config: Mapping[str,
         error = "; ".join(failures[:3]) or "run failed"
     return RunStats(
         spec.job,
-        spec.partition,
+        spec.label,
         result.success,
         wall,
         cpu,
@@ -117,29 +162,74 @@ def execute_run(instance: Any, job: Any, spec: RunSpec, run_config: Mapping[str,
         first_at,
         error,
         steps,
+        spec.partitions,
+        events,
     )
 
 
+def stored_events(instance: Any, run_id: str) -> int:
+    """How many events the run stored, counted in the database (not read back)."""
+    import sqlalchemy as db
+    from dagster._core.storage.event_log.schema import SqlEventLogStorageTable as Events
+
+    storage = instance.event_log_storage
+    with storage.run_connection(run_id) as conn:
+        query = db.select(db.func.count()).select_from(Events).where(Events.c.run_id == run_id)
+        return int(conn.execute(query).scalar() or 0)
+
+
+def _exit_with_parent() -> None:
+    """End this worker when the harness is gone (killed before it could close the pool):
+    a worker in the middle of a run would otherwise go on alone, for minutes."""
+    import threading
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
 def _worker(index: int, env: Mapping[str, str], inbox: Any, outbox: Any) -> None:
+    _exit_with_parent()
     os.environ.update(env)
     from dagster import DagsterInstance
 
     from generia_pipelines.definitions import defs
 
     instance = DagsterInstance.get()
+    pooled: Any = None  # made on first use: a second instance whose storage pools connections
     jobs = {name: defs.resolve_job_def(name) for name in ("populate_world", "daily_posts")}
     outbox.put(("ready", index, None))
     while (task := inbox.get()) is not None:
-        task_id, runs, run_config = task
+        task_id, runs, run_config, options = task
+        saved = {name: os.environ.get(name) for name, _ in options.env}
+        os.environ.update(dict(options.env))
+        if options.pooled and pooled is None:
+            pooled = DagsterInstance.get()
+            # as generia_pipelines.pooled_storage configures its storages: no statement
+            # timeout, one connection kept, four more on demand, recycled hourly
+            pooled.optimize_for_webserver(statement_timeout=0, pool_recycle=3600, max_overflow=4)
+        target = pooled if options.pooled else instance
         done: list[RunStats] = []
-        for spec in runs:
-            try:
-                stats = execute_run(instance, jobs[spec.job], spec, run_config)
-            except Exception as exc:  # a harness error must come back, not hang the pool
-                stats = RunStats(spec.job, spec.partition, False, 0.0, 0.0, 0.0, error=repr(exc))
-            done.append(stats)
-            if not stats.success:
-                break  # a world's later runs need its earlier ones
+        try:
+            for spec in runs:
+                try:
+                    stats = execute_run(target, jobs[spec.job], spec, run_config)
+                except Exception as exc:  # a harness error must come back, not hang the pool
+                    stats = RunStats(spec.job, spec.label, False, 0.0, 0.0, 0.0, error=repr(exc))
+                done.append(stats)
+                if not stats.success:
+                    break  # a world's later runs need its earlier ones
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
         outbox.put(("done", index, (task_id, done)))
 
 
@@ -166,6 +256,11 @@ class RunPool:
     def size(self) -> int:
         return len(self._procs)
 
+    @property
+    def pids(self) -> list[int]:
+        """The workers' process ids, for CPU accounting from outside."""
+        return [int(proc.pid) for proc in self._procs if proc.pid is not None]
+
     def _next(self, deadline: float, what: str) -> tuple[str, int, Any]:
         while True:
             try:
@@ -183,7 +278,7 @@ class RunPool:
     ) -> list[list[RunStats]]:
         """Give worker i the runs ``make(i)`` (to warm every worker up the same way)."""
         for i, inbox in enumerate(self._inboxes):
-            inbox.put((i, list(make(i)), dict(run_config)))
+            inbox.put((i, list(make(i)), dict(run_config), TaskOptions()))
         deadline = time.monotonic() + timeout_s
         results: dict[int, list[RunStats]] = {}
         while len(results) < self.size:
@@ -196,18 +291,22 @@ class RunPool:
         tasks: Iterable[Sequence[RunSpec]],
         run_config: Mapping[str, Any],
         timeout_s: float,
+        options: TaskOptions | None = None,
+        slots: int | None = None,
     ) -> tuple[float, list[list[RunStats]]]:
-        """Run every task, first in first out, at most one per worker; wall time and stats."""
+        """Run every task, first in first out, at most one per worker (and at most ``slots``
+        at once, default every worker); wall time and stats."""
         pending = deque(enumerate(list(tasks)))
         count = len(pending)
         results: dict[int, list[RunStats]] = {}
-        idle = list(range(self.size))
+        idle = list(range(min(self.size, slots or self.size)))
+        options = options or TaskOptions()
         start = time.perf_counter()
         deadline = time.monotonic() + timeout_s
         while len(results) < count:
             while idle and pending:
                 task_id, runs = pending.popleft()
-                self._inboxes[idle.pop()].put((task_id, list(runs), dict(run_config)))
+                self._inboxes[idle.pop()].put((task_id, list(runs), dict(run_config), options))
             _, worker, (task_id, stats) = self._next(deadline, f"{count} tasks")
             results[task_id] = stats
             idle.append(worker)

@@ -61,3 +61,37 @@ def test_the_naive_way_adds_every_call() -> None:
     seconds = naive_seconds([[RunWork(posts=2)]], LAT)
     assert seconds == pytest.approx(2 * (0.4 + 1.0 + 3 * 0.005 + 0.02))
     assert scenario_bound([], LAT, Limits()).seconds == 0.0
+
+
+def test_the_account_bound_shares_the_account_between_all_worlds() -> None:
+    from bound import Account, account_bound
+
+    # 200 worlds × 10 posts, 80 images in flight in all: 25 waves after the first draft
+    bound = account_bound([[RunWork(posts=10)]] * 200, LAT, Account(images=80, texts=128))
+    assert bound.binding == "image calls"
+    assert bound.seconds == pytest.approx(0.4 + 25 * 1.0 + AFTER_IMAGE)
+    # the same work as one run per world-day is bound by its run slots instead
+    assert scenario_bound([[RunWork(posts=10)]] * 200, LAT, Limits()).binding == "run slots"
+
+
+def test_the_account_bound_lets_one_world_use_the_whole_account() -> None:
+    from bound import Account, account_bound
+
+    setup, day = RunWork(characters=25), RunWork(posts=150)
+    bound = account_bound([[setup, day]], LAT, Account(images=80, texts=128))
+    assert bound.binding == "slowest world"
+    # the setup's chain (brief, three plans, profile, create, prompt, image) then two waves
+    # of posts' images after their drafts
+    whole = Limits(runs=1, texts_per_run=128, images_per_run=80, grpc_per_run=800)
+    expected = run_bound(setup, LAT, whole).seconds + run_bound(day, LAT, whole).seconds
+    assert bound.seconds == pytest.approx(expected)
+
+
+def test_an_account_split_over_runs_keeps_the_sum_within_it() -> None:
+    from bound import Account
+
+    account = Account(images=80, texts=128)
+    assert account.per_run(8) == Limits(
+        runs=8, texts_per_run=16, images_per_run=10, grpc_per_run=100
+    )
+    assert account.per_run(4).images_per_run == 20 and account.per_run(1).texts_per_run == 128
