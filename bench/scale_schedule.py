@@ -91,6 +91,7 @@ def bench_schedule(
 
     from generia_pipelines.assets.batch import partitions_per_run
     from generia_pipelines.definitions import defs
+    from generia_pipelines.resources.catalog import CatalogResource
 
     per_run = partitions_per_run()
     schedule = defs.resolve_schedule_def(SCHEDULE)
@@ -100,7 +101,9 @@ def bench_schedule(
         # As the code server evaluates a tick: the instance is the dynamic partitions store.
         with partition_loading_context(effective_dt=layout.tick, dynamic_partitions_store=instance):
             tick_context = build_schedule_context(
-                instance=instance, scheduled_execution_time=layout.tick
+                instance=instance,
+                scheduled_execution_time=layout.tick,
+                resources={"catalog": CatalogResource.from_env()},
             )
             return list(schedule.evaluate_tick(tick_context).run_requests or [])
 
