@@ -22,7 +22,7 @@ from dagster import (
     PreviewWarning,
 )
 
-from generia_pipelines.clients.errors import RpcError
+from generia_pipelines.clients.errors import RpcError, Unimplemented
 from generia_pipelines.clients.platform import CharacterClient, MediaClient, PostClient
 from generia_pipelines.generation.schemas import PostDraft
 from generia_pipelines.ledger import Ledger, Unit
@@ -151,21 +151,46 @@ async def post_images_owned(
     world_id: str,
     asset: AssetKey | None = None,
 ) -> AssetCheckResult:
-    """Ask the platform: each post's media exists, is confirmed, and is its author's."""
+    """Ask the platform: each post exists as its author's, its media is confirmed and theirs.
+
+    ``GetPost`` and ``GetMedia`` are not in the specification. A platform without them
+    cannot be asked: the check then says so, as a warning, instead of failing. A served
+    ``Post`` without a media id is compared with the media the ledger confirmed.
+    """
+    lacking = [
+        f"{client.service}.{method}"
+        for client, method in ((post_client, "GetPost"), (media_client, "GetMedia"))
+        if client.contract.has_method(method) is False
+    ]
+    if lacking:
+        return not_checkable(POST_IMAGES_OWNED, asset, f"the platform lacks {', '.join(lacking)}")
+    post_has_media = post_client.contract.has_field("post.Post", "media_id") is not False
 
     async def probe(unit: Unit) -> str | None:
-        try:
-            remote = await post_client.get_post(str(unit.post_id), world_id=world_id)
-            media = await media_client.get_media(remote.media_id, world_id=world_id)
-        except RpcError as exc:
-            return str(exc)
-        if media.character_id != remote.character_id:
+        remote = await post_client.get_post(str(unit.post_id), world_id=world_id)
+        if remote.character_id != unit.character_id:
+            return f"post {remote.post_id} is by {remote.character_id}, not {unit.character_id}"
+        if post_has_media and remote.media_id != unit.media_id:
+            return f"post {remote.post_id} shows media {remote.media_id}, not {unit.media_id}"
+        media = await media_client.get_media(str(unit.media_id), world_id=world_id)
+        if media.character_id != unit.character_id:
             return f"media {media.media_id} belongs to {media.character_id}"
         if not media.variants:
             return f"media {media.media_id} is not confirmed"
         return None
 
-    found = await _each(published, probe)
+    async def guarded(unit: Unit) -> str | None:
+        try:
+            return await probe(unit)
+        except Unimplemented as exc:
+            raise _NotServed(exc) from None
+        except RpcError as exc:
+            return str(exc)
+
+    try:
+        found = await _each(published, guarded)
+    except _NotServed as exc:  # a platform that could not say so through reflection
+        return not_checkable(POST_IMAGES_OWNED, asset, str(exc.error))
     problems = {
         unit.key: problem for unit, problem in zip(published, found, strict=True) if problem
     }
@@ -174,6 +199,23 @@ async def post_images_owned(
         check_name=POST_IMAGES_OWNED,
         passed=not problems,
         metadata={"posts": len(published), "problems": MetadataValue.json(problems)},
+    )
+
+
+class _NotServed(Exception):
+    def __init__(self, error: RpcError) -> None:
+        self.error = error
+
+
+def not_checkable(name: str, asset: AssetKey | None, reason: str) -> AssetCheckResult:
+    """A warning, not a failure: the platform offers no way to verify this."""
+    return AssetCheckResult(
+        asset_key=asset,
+        check_name=name,
+        passed=False,
+        severity=AssetCheckSeverity.WARN,
+        description=f"not checkable on this platform: {reason}",
+        metadata={"status": "not checkable on this platform", "reason": reason},
     )
 
 

@@ -132,6 +132,21 @@ def _add_stack_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--no-runware", action="store_true", help="do not start the Runware stand-in"
     )
+    parser.add_argument(
+        "--revision",
+        choices=["spec", "drifted"],
+        default="spec",
+        help="wire contract served: the specification, or the platform's drifted head "
+        "revision (protos/platform_head/) (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--no-reflection", action="store_true", help="do not serve gRPC server reflection"
+    )
+    parser.add_argument(
+        "--no-lookups",
+        action="store_true",
+        help="do not serve GetPost and GetMedia (a platform of the specification alone)",
+    )
     parser.set_defaults(handler=_run_stack)
 
 
@@ -315,6 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run_stack(args: argparse.Namespace) -> int:
+    from generia_pipelines.local.revisions import Revision
     from generia_pipelines.local.runware_standin import RunwareComponent
     from generia_pipelines.local.stack import StackConfig
 
@@ -331,6 +347,9 @@ def _run_stack(args: argparse.Namespace) -> int:
         url_ttl_s=args.url_ttl,
         honour_idempotency=not args.no_idempotency,
         seed=args.seed,
+        revision=Revision(args.revision),
+        reflection=not args.no_reflection,
+        lookups=not args.no_lookups,
     )
     components = [] if args.no_runware else [RunwareComponent(ports["runware"], seed=args.seed)]
     try:

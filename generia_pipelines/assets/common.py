@@ -27,6 +27,7 @@ from generia_pipelines.clients.errors import (
     NotFound,
     PermissionDenied,
 )
+from generia_pipelines.clients.grpc_base import GrpcClient
 from generia_pipelines.clients.runware import (
     RunwareInvalidImage,
     RunwareNSFWError,
@@ -54,6 +55,7 @@ __all__ = [
     "Stages",
     "Tally",
     "as_failure",
+    "contract_md",
     "fail_fast_on_bad_input",
     "fail_if_any",
     "fan_out",
@@ -206,6 +208,11 @@ def fail_if_any(tally: Tally, what: str) -> None:
         metadata={**tally.metadata(), "failures": MetadataValue.json(tally.failed)},
         allow_retries=not futile,
     )
+
+
+def contract_md(*clients: GrpcClient) -> MetadataValue:
+    """What each service's contract check found (GENERIA_CONTRACT_CHECK), for the UI."""
+    return MetadataValue.md("\n".join(f"- {c.contract.summary()}" for c in clients))
 
 
 def image_gallery(items: Iterable[tuple[str, str]], limit: int = 12) -> MetadataValue:

@@ -63,6 +63,7 @@ from .common import (
     GROUP,
     RETRY,
     RUNWARE_POOL,
+    contract_md,
     fail_fast_on_bad_input,
     image_gallery,
     stages_failure,
@@ -269,6 +270,7 @@ async def posts_result(
         metadata={
             **state.stages.tallies[POSTS].metadata(),
             "posts_published": len(published),
+            "platform_contract": contract_md(post.client, media.client),
             # Publishing calls no paid provider: the day's texts and images show on
             # post_drafts and post_images, and on world_report.
             "cost_usd": 0.0,

@@ -54,6 +54,7 @@ from .common import (
     RETRY,
     RUNWARE_POOL,
     Outcome,
+    contract_md,
     fail_fast_on_bad_input,
     image_gallery,
     stages_failure,
@@ -311,6 +312,7 @@ def characters_result(cast: Cast) -> MaterializeResult:
             "target": spec.characters,
             # The target was lowered: these stay on the platform but get no new posts.
             "characters_beyond_target": len(resting),
+            "platform_contract": contract_md(cast.characters),
             "resting_characters": ", ".join(character_profile(u).display_name for u in resting)
             or "none",
             # The characters' own texts and plans; the avatars show their images' cost.
@@ -351,6 +353,7 @@ async def avatars_result(cast: Cast) -> MaterializeResult:
             **cast.stages.tallies[AVATARS].metadata(),
             "avatars_total": sum(1 for a in avatars if a is not None and a.done),
             "cost_usd": round(book.cost(spec.id, kind="avatars"), 6),
+            "platform_contract": contract_md(cast.characters),
             "previews": image_gallery(shown),
             "media_ids": MetadataValue.json(
                 {str(p.character_id): a.media_id for p, a in zip(people, avatars, strict=True) if a}

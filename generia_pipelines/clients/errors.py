@@ -56,6 +56,10 @@ class PermissionDenied(RpcError):
     """The platform refused the call (PERMISSION_DENIED or UNAUTHENTICATED)."""
 
 
+class Unimplemented(RpcError):
+    """The service does not serve this method (UNIMPLEMENTED): an older or other revision."""
+
+
 class Unavailable(RpcError):
     """A transient status (UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED) outlived retries."""
 
@@ -86,6 +90,7 @@ _BY_CODE: dict[grpc.StatusCode, type[RpcError]] = {
     grpc.StatusCode.NOT_FOUND: NotFound,
     grpc.StatusCode.PERMISSION_DENIED: PermissionDenied,
     grpc.StatusCode.UNAUTHENTICATED: PermissionDenied,
+    grpc.StatusCode.UNIMPLEMENTED: Unimplemented,
     **{code: Unavailable for code in RETRYABLE_CODES},
 }
 

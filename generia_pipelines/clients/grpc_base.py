@@ -6,6 +6,10 @@ a create call retried after a lost response is safe because it carries the calle
 ignores the key, such a retry may have made a second object: the client remembers, per key,
 the attempts that failed with a status that may hide a commit (``uncertain_attempts``), so
 the caller can report a suspected duplicate.
+
+On ``open()`` the client checks the contract its service serves (``contract.py``) before any
+call: where the service has drifted in ways field names can bridge, the affected methods are
+rebound to speak the served revision (``transcode.py``).
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from types import TracebackType
 from typing import Any, Self, TypeVar
 
 import grpc
+from google.protobuf import message_factory
+from google.protobuf.descriptor import ServiceDescriptor
 from google.protobuf.message import Message
 from tenacity import (
     AsyncRetrying,
@@ -28,7 +34,18 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from generia_pipelines.clients.contract import (
+    CALLED_METHODS,
+    ContractMode,
+    ContractUnchecked,
+    ServiceContract,
+    Status,
+    compare,
+    refuse_if_incompatible,
+)
 from generia_pipelines.clients.errors import RETRYABLE_CODES, ConfigError, rpc_error_class
+from generia_pipelines.clients.reflection import ReflectionUnavailable, served_descriptors
+from generia_pipelines.clients.transcode import decoder, encoder
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +53,7 @@ IDEMPOTENCY_HEADER = "idempotency-key"
 _ADDRESS = re.compile(r"^(?P<host>\[[0-9a-fA-F:]+\]|[A-Za-z0-9_.-]+):(?P<port>\d{1,5})$")
 
 R = TypeVar("R", bound=Message)
+T = TypeVar("T")
 
 #: A failed attempt with one of these may still have been committed by the server (the
 #: answer was lost, or came after the deadline); RESOURCE_EXHAUSTED is refused up front.
@@ -55,6 +73,7 @@ class ChannelSettings:
     backoff_initial_s: float = 0.1
     backoff_max_s: float = 3.0
     address_variable: str = "address"
+    contract_mode: ContractMode = ContractMode.WARN
 
     def validate(self) -> None:
         """Fail early, naming the variable, instead of at the first call deep inside a run."""
@@ -97,16 +116,25 @@ def _is_transient(exc: BaseException) -> bool:
     return isinstance(exc, grpc.aio.AioRpcError) and exc.code() in RETRYABLE_CODES
 
 
+#: (service, address) pairs already warned about in this process: a missing reflection
+#: service is worth one warning, not one per client.
+_WARNED: set[tuple[str, str]] = set()
+
+
 class GrpcClient:
     """Base of the service clients: one channel, typed calls with deadline and retries."""
 
     service = "generia"
+    #: The compiled service (the specification); None for a client with no contract.
+    descriptor: ServiceDescriptor | None = None
 
     def __init__(self, settings: ChannelSettings) -> None:
         settings.validate()
         self.settings = settings
         self._channel: grpc.aio.Channel | None = None
         self._uncertain: dict[str, list[str]] = {}
+        self.contract = ServiceContract(self.service, Status.OFF)
+        self._stub: Any = None
 
     def uncertain_attempts(self, idempotency_key: str) -> tuple[str, ...]:
         """Statuses of this client's failed attempts, under this key, that may hide a commit.
@@ -121,10 +149,94 @@ class GrpcClient:
         """Create the generated stub on the channel; each service overrides this."""
 
     async def open(self) -> Self:
+        """Open the channel and check the served contract; a refused contract closes it."""
         if self._channel is None:
             self._channel = self.settings.open_channel()
             self._bind(self._channel)
+            try:
+                self.contract = await self._check_contract(self._channel)
+            except BaseException:
+                await self.close()
+                raise
         return self
+
+    async def _check_contract(self, channel: grpc.aio.Channel) -> ServiceContract:
+        """Compare the served contract with ours (per the mode) and bridge what names can."""
+        mode = self.settings.contract_mode
+        if self.descriptor is None or mode is ContractMode.OFF:
+            return ServiceContract(self.service, Status.OFF)
+        ours = self.descriptor
+        address = self.settings.address
+        try:
+            served = await self._retrying(
+                lambda: served_descriptors(
+                    channel,
+                    ours.full_name,
+                    timeout_s=self.settings.deadline_s,
+                    metadata=self._metadata(None),
+                )
+            )
+        except ReflectionUnavailable as exc:
+            why = f"reflection unavailable: {exc}"
+            if mode is ContractMode.REQUIRE:
+                raise ContractUnchecked(
+                    f"{ours.full_name} at {address}: GENERIA_CONTRACT_CHECK=require, but the "
+                    f"service's contract cannot be read ({why}); serve gRPC reflection on the "
+                    "platform, or set GENERIA_CONTRACT_CHECK=warn to run unchecked"
+                ) from None
+            if (ours.full_name, address) not in _WARNED:
+                _WARNED.add((ours.full_name, address))
+                log.warning(
+                    "%s at %s: contract not checked (%s); calling it as the specification",
+                    ours.full_name,
+                    address,
+                    why,
+                )
+            return ServiceContract(self.service, Status.UNCHECKED, reason=why)
+        contract = compare(
+            ours,
+            served.service,
+            CALLED_METHODS[ours.full_name],
+            message_class=served.message_class,
+        )
+        refuse_if_incompatible(contract, address)
+        for method, (request, response) in contract.wire.items():
+            response_class = message_factory.GetMessageClass(
+                ours.methods_by_name[method].output_type
+            )
+            setattr(
+                self._stub,
+                method,
+                channel.unary_unary(
+                    f"/{ours.full_name}/{method}",
+                    request_serializer=encoder(request),
+                    response_deserializer=decoder(response, response_class),
+                ),
+            )
+        if contract.differences:
+            log.warning("%s at %s: %s", ours.full_name, address, contract.summary())
+        return contract
+
+    async def _retrying(self, action: Callable[[], Awaitable[T]]) -> T:
+        """``action`` retried on transient failures, like every call of this client."""
+        settings = self.settings
+
+        def transient(exc: BaseException) -> bool:
+            return isinstance(exc, ReflectionUnavailable) and exc.code in RETRYABLE_CODES
+
+        async for attempt in AsyncRetrying(
+            stop=stop_after_attempt(settings.max_attempts),
+            wait=wait_exponential_jitter(
+                multiplier=settings.backoff_initial_s,
+                jitter=settings.backoff_initial_s,
+                max=settings.backoff_max_s,
+            ),
+            retry=retry_if_exception(transient),
+            reraise=True,
+        ):
+            with attempt:
+                return await action()
+        raise AssertionError("unreachable: tenacity either returns or raises")
 
     async def close(self) -> None:
         if self._channel is not None:

@@ -77,6 +77,7 @@ def _world(msg: world_pb2.WorldResponse) -> World:
 
 class CharacterClient(GrpcClient):
     service = "CharacterService"
+    descriptor = character_pb2.DESCRIPTOR.services_by_name["CharacterService"]
 
     def _bind(self, channel: grpc.aio.Channel) -> None:
         self._stub = character_pb2_grpc.CharacterServiceStub(channel)
@@ -156,6 +157,7 @@ class CharacterClient(GrpcClient):
 
 class MediaClient(GrpcClient):
     service = "MediaService"
+    descriptor = media_pb2.DESCRIPTOR.services_by_name["MediaService"]
 
     def _bind(self, channel: grpc.aio.Channel) -> None:
         self._stub = media_pb2_grpc.MediaServiceStub(channel)
@@ -232,6 +234,7 @@ class MediaClient(GrpcClient):
 
 class PostClient(GrpcClient):
     service = "PostService"
+    descriptor = post_pb2.DESCRIPTOR.services_by_name["PostService"]
 
     def _bind(self, channel: grpc.aio.Channel) -> None:
         self._stub = post_pb2_grpc.PostServiceStub(channel)
@@ -287,6 +290,7 @@ class PostClient(GrpcClient):
 
 class WorldClient(GrpcClient):
     service = "WorldService"
+    descriptor = world_pb2.DESCRIPTOR.services_by_name["WorldService"]
 
     def _bind(self, channel: grpc.aio.Channel) -> None:
         self._stub = world_pb2_grpc.WorldServiceStub(channel)

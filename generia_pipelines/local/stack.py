@@ -31,16 +31,11 @@ from generia_pipelines.local.interceptor import StackInterceptor
 from generia_pipelines.local.media_service import MediaService
 from generia_pipelines.local.object_store import HttpServer, ObjectStore
 from generia_pipelines.local.post_service import PostService
+from generia_pipelines.local.revisions import Revision, enable_reflection, register, served_pool
 from generia_pipelines.local.signing import UrlSigner
 from generia_pipelines.local.stats import CallStats
 from generia_pipelines.local.stores import CharacterStore, MediaStore, PostStore, WorldStore
 from generia_pipelines.local.world_service import WorldService
-from generia_pipelines.proto import (
-    character_pb2_grpc,
-    media_pb2_grpc,
-    post_pb2_grpc,
-    world_pb2_grpc,
-)
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +65,12 @@ class StackConfig:
     honour_idempotency: bool = True
     hmac_secret: str = field(default="local-stack-secret", repr=False)
     seed: int = 0
+    #: The wire contract served: the specification, or the platform's drifted head revision.
+    revision: Revision | Path = Revision.SPEC
+    #: Serve gRPC server reflection (the platform's Go services do).
+    reflection: bool = True
+    #: Serve GetPost and GetMedia, which the specification lacks.
+    lookups: bool = True
 
 
 class StackComponent(Protocol):
@@ -234,11 +235,13 @@ class LocalStack:
         self._ports["http"] = await self._http.start(cfg.host, cfg.http_port)
         public_url = f"http://{_host_port(_advertised_host(cfg.host), self._ports['http'])}"
 
-        services: list[tuple[str, Any, Callable[[Any, Any], None], int, Any]] = [
+        pool = served_pool(cfg.revision, lookups=cfg.lookups)
+        confirm_fields = pool.FindMessageTypeByName("media.ConfirmUploadRequest").fields_by_name
+        services: list[tuple[str, Any, str, int, Any]] = [
             (
                 "character",
                 CharacterService(characters, media),
-                character_pb2_grpc.add_CharacterServiceServicer_to_server,
+                "generia.character.CharacterService",
                 cfg.character_port,
                 characters.db,
             ),
@@ -252,27 +255,28 @@ class LocalStack:
                     faults=self.faults,
                     public_url=public_url,
                     url_ttl_s=cfg.url_ttl_s,
+                    confirm_names_owner="character_id" in confirm_fields,
                 ),
-                media_pb2_grpc.add_MediaServiceServicer_to_server,
+                "media.MediaService",
                 cfg.media_port,
                 media.db,
             ),
             (
                 "post",
                 PostService(posts=posts, characters=characters, media=media, public_url=public_url),
-                post_pb2_grpc.add_PostServiceServicer_to_server,
+                "post.PostService",
                 cfg.post_port,
                 posts.db,
             ),
             (
                 "world",
                 WorldService(worlds=worlds, media=media, public_url=public_url),
-                world_pb2_grpc.add_WorldServiceServicer_to_server,
+                "world.WorldService",
                 cfg.world_port,
                 worlds.db,
             ),
         ]
-        for name, servicer, register, port, db in services:
+        for name, servicer, service_name, port, db in services:
             interceptor = StackInterceptor(
                 faults=self.faults,
                 stats=self.stats,
@@ -282,7 +286,10 @@ class LocalStack:
             )
             # No SO_REUSEPORT: a second stack on a fixed port must fail, not share it.
             server = grpc.aio.server(interceptors=[interceptor], options=[("grpc.so_reuseport", 0)])
-            register(servicer, server)
+            served = pool.FindServiceByName(service_name)
+            register(server, servicer, served)
+            if cfg.reflection:
+                enable_reflection(server, served)
             try:
                 bound = server.add_insecure_port(_host_port(cfg.host, port))
             except RuntimeError as exc:

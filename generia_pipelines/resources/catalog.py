@@ -9,6 +9,7 @@ from dagster import ConfigurableResource
 from pydantic import Field
 
 from generia_pipelines.catalog import CatalogListing, FileCatalog, ServiceCatalog, WorldCatalog
+from generia_pipelines.clients.contract import CONTRACT_VARIABLE, ContractMode
 from generia_pipelines.clients.grpc_base import ChannelSettings
 from generia_pipelines.clients.platform import WorldClient
 from generia_pipelines.resources.grpc import WorldResource, env_flag
@@ -49,6 +50,7 @@ def world_settings_from_environ() -> ChannelSettings | None:
         ca_file=os.environ.get("GENERIA_GRPC_CA_FILE") or None,
         token=os.environ.get("GENERIA_GRPC_TOKEN") or None,
         address_variable="GENERIA_WORLD_ADDR",
+        contract_mode=ContractMode.parse(os.environ.get(CONTRACT_VARIABLE, ContractMode.WARN)),
     )
 
 

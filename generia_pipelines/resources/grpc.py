@@ -16,6 +16,7 @@ import httpx
 from dagster import ConfigurableResource, EnvVar, InitResourceContext
 from pydantic import Field, PrivateAttr
 
+from generia_pipelines.clients.contract import CONTRACT_VARIABLE, ContractMode, Status
 from generia_pipelines.clients.errors import ConfigError
 from generia_pipelines.clients.grpc_base import ChannelSettings, GrpcClient
 from generia_pipelines.clients.platform import (
@@ -65,6 +66,12 @@ class GrpcServiceResource(ConfigurableResource):
         description="The service honours idempotency-key (GENERIA_GRPC_IDEMPOTENCY_HONOURED); "
         "when false, a create retried after a lost answer is logged as a suspected duplicate",
     )
+    contract_check: str = Field(
+        default=ContractMode.WARN.value,
+        description="Compare the service's contract, read through gRPC reflection, with the "
+        "pipeline's at setup (GENERIA_CONTRACT_CHECK): off, warn (unchecked where reflection "
+        "is not served) or require",
+    )
 
     address_variable: ClassVar[str] = ""
     client_class: ClassVar[type[GrpcClient]] = GrpcClient
@@ -79,6 +86,7 @@ class GrpcServiceResource(ConfigurableResource):
             deadline_s=self.deadline_s,
             max_attempts=self.max_attempts,
             address_variable=self.address_variable,
+            contract_mode=ContractMode.parse(self.contract_check),
         )
 
     @asynccontextmanager
@@ -88,6 +96,12 @@ class GrpcServiceResource(ConfigurableResource):
         """Validate the settings and hold one open channel for the whole run."""
         client = self.client_class(self.channel_settings())
         async with client:
+            contract, run_log = client.contract, context.log
+            if run_log is not None:  # the run's log in the UI
+                drifted = contract.status in (Status.UNCHECKED, Status.BRIDGED)
+                (run_log.warning if drifted else run_log.info)(
+                    f"platform contract: {contract.summary()}"
+                )
             self._client = client
             try:
                 yield self
@@ -111,6 +125,7 @@ class GrpcServiceResource(ConfigurableResource):
             ca_file=_env_str("GENERIA_GRPC_CA_FILE", None),
             token=_env_str("GENERIA_GRPC_TOKEN", None),
             honours_idempotency=env_flag(IDEMPOTENCY_VARIABLE, default=True),
+            contract_check=_env_str(CONTRACT_VARIABLE, ContractMode.WARN.value),
         )
 
 
@@ -231,4 +246,5 @@ class WorldResource(GrpcServiceResource):
             ca_file=_env_str("GENERIA_GRPC_CA_FILE", None),
             token=_env_str("GENERIA_GRPC_TOKEN", None),
             honours_idempotency=env_flag(IDEMPOTENCY_VARIABLE, default=True),
+            contract_check=_env_str(CONTRACT_VARIABLE, ContractMode.WARN.value),
         )

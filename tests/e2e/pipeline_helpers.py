@@ -106,9 +106,11 @@ class Bed:
 
 
 @contextmanager
-def test_bed(tmp_path: Path) -> Iterator[Bed]:
+def test_bed(tmp_path: Path, **stack_options: Any) -> Iterator[Bed]:
+    """``stack_options``: more StackConfig fields (the revision served, reflection...)."""
     runware = RunwareComponent()
-    stack = ThreadedStack(StackConfig(data_dir=tmp_path / "stack"), [runware]).start()
+    config = StackConfig(data_dir=tmp_path / "stack", **stack_options)
+    stack = ThreadedStack(config, [runware]).start()
     try:
         with DagsterInstance.ephemeral() as instance:
             yield Bed(
@@ -120,6 +122,9 @@ def test_bed(tmp_path: Path) -> Iterator[Bed]:
             )
     finally:
         stack.stop()
+
+
+test_bed.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test
 
 
 def covered(request: RunRequest, instance: DagsterInstance) -> list[str]:

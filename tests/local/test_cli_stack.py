@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import signal
 import subprocess
@@ -15,6 +16,9 @@ import httpx
 import pytest
 
 from generia_pipelines.cli import build_parser, parse_fault, stack_ports
+from generia_pipelines.clients.contract import ServiceContract, Status
+from generia_pipelines.clients.grpc_base import ChannelSettings
+from generia_pipelines.clients.platform import CharacterClient, PostClient
 from generia_pipelines.proto import world_pb2, world_pb2_grpc
 
 
@@ -69,6 +73,56 @@ def test_stack_options() -> None:
         and args.fault == [{"method": "GetWorld", "times": 1}]
     )
     assert args.data_dir == Path(".generia/stack")
+    assert (args.revision, args.no_reflection, args.no_lookups) == ("spec", False, False)
+    served = build_parser().parse_args(["stack", "--revision", "drifted", "--no-lookups"])
+    assert (served.revision, served.no_lookups) == ("drifted", True)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["stack", "--revision", "head"])
+
+
+def _exports(proc: subprocess.Popen[str], count: int = 7) -> dict[str, str]:
+    """The ``export NAME=value`` lines the stack prints once it listens."""
+    assert proc.stdout is not None
+    env: dict[str, str] = {}
+    deadline = time.monotonic() + 20
+    while len(env) < count and time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        assert line.startswith("export "), line
+        name, _, value = line[len("export ") :].strip().partition("=")
+        env[name] = value
+    return env
+
+
+def test_stack_serves_the_drifted_revision_when_asked(tmp_path: Path) -> None:
+    command = [
+        sys.executable, "-m", "generia_pipelines.cli", "stack", "--port-base", "0",
+        "--data-dir", str(tmp_path / "data"), "--no-runware",
+        "--revision", "drifted", "--no-lookups",
+    ]  # fmt: skip
+    proc = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path
+    )
+
+    async def contracts(env: dict[str, str]) -> tuple[ServiceContract, ServiceContract]:
+        async with (
+            CharacterClient(ChannelSettings(env["GENERIA_CHARACTER_ADDR"])) as character,
+            PostClient(ChannelSettings(env["GENERIA_POST_ADDR"])) as post,
+        ):
+            return character.contract, post.contract
+
+    try:
+        character, post = asyncio.run(contracts(_exports(proc, count=5)))
+        assert character.status is Status.BRIDGED
+        assert "Character.meta" in character.summary()
+        assert post.has_method("GetPost") is False
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=15)
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
 
 
 def test_stack_runs_in_the_foreground_until_sigterm(tmp_path: Path) -> None:
@@ -81,16 +135,7 @@ def test_stack_runs_in_the_foreground_until_sigterm(tmp_path: Path) -> None:
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path
     )
     try:
-        assert proc.stdout is not None
-        env: dict[str, str] = {}
-        deadline = time.monotonic() + 20
-        while len(env) < 7 and time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            assert line.startswith("export "), line
-            name, _, value = line[len("export ") :].strip().partition("=")
-            env[name] = value
+        env = _exports(proc)
         assert set(env) == {
             "GENERIA_CHARACTER_ADDR",
             "GENERIA_MEDIA_ADDR",
