@@ -26,6 +26,7 @@ from generia_pipelines.clients.errors import (
     InvalidArgument,
     NotFound,
     PermissionDenied,
+    Unimplemented,
 )
 from generia_pipelines.clients.grpc_base import GrpcClient
 from generia_pipelines.clients.runware import (
@@ -85,6 +86,8 @@ _FUTILE = (
     InvalidArgument,
     NotFound,
     PermissionDenied,
+    # The platform does not serve the method: another revision of it, until it is updated.
+    Unimplemented,
     RunwareRequestError,
     # A billed, unusable image: a step retry would pay for the next one (and the unit has
     # had its second task already).

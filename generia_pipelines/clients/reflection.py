@@ -1,7 +1,6 @@
-"""Read a service's own descriptors through gRPC server reflection (v1alpha).
+"""Read a service's own descriptors through gRPC server reflection (v1alpha, else v1).
 
-v1alpha is what every reflecting server speaks: Go's ``reflection.Register`` serves it beside
-v1, and grpcio-reflection serves only it. The files arrive as serialized
+The files arrive as serialized
 ``FileDescriptorProto``s with their dependencies; they are loaded into a pool of their own,
 apart from the compiled protos, whose packages they share.
 """
@@ -40,38 +39,59 @@ class ServedDescriptors:
         return message_factory.GetMessageClass(descriptor)
 
 
-#: The reflection method. It is a bidirectional stream, answering each request with one
-#: response; it is called here as a unary call (one request, half-close, one response),
-#: which is the same exchange on the wire. A stream's write can race a server that refuses
-#: the method and fail as INTERNAL, hiding the UNIMPLEMENTED that says "no reflection".
-REFLECTION_METHOD = "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"
+#: The reflection methods, in the order tried: v1alpha (every reflecting server: Go's
+#: ``reflection.Register`` serves it beside v1, grpcio-reflection serves only it), then v1
+#: (a server of v1 alone). Their messages are the same on the wire. The method is a
+#: bidirectional stream answering each request with one response; it is called here as a
+#: unary call (one request, half-close, one response), the same exchange on the wire. A
+#: stream's write can race a server that refuses the method and fail as INTERNAL, hiding the
+#: UNIMPLEMENTED that says "no reflection".
+REFLECTION_METHODS = (
+    "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+    "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+)
 
 
 class _Reflector:
-    """Asks the server one reflection question at a time."""
+    """Asks the server one reflection question at a time, in the version it serves."""
 
     def __init__(
         self, channel: grpc.aio.Channel, timeout_s: float, metadata: Sequence[tuple[str, str]]
     ) -> None:
-        self._ask = channel.unary_unary(
-            REFLECTION_METHOD,
-            request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
-            response_deserializer=reflection_pb2.ServerReflectionResponse.FromString,
-        )
+        self._methods = [
+            channel.unary_unary(
+                path,
+                request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
+                response_deserializer=reflection_pb2.ServerReflectionResponse.FromString,
+            )
+            for path in REFLECTION_METHODS
+        ]
         self._timeout_s = timeout_s
         self._metadata = tuple(metadata)
 
     async def ask(self, request: reflection_pb2.ServerReflectionRequest) -> list[bytes] | None:
         """The serialized files of the answer; None when the server does not know it."""
-        try:
-            answer = await self._ask(request, timeout=self._timeout_s, metadata=self._metadata)
-        except grpc.aio.AioRpcError as exc:
-            raise ReflectionUnavailable(exc.code(), exc.details() or "") from None
+        answer = await self._answer(request)
         if not answer.HasField("error_response"):
             return list(answer.file_descriptor_response.file_descriptor_proto)
         if answer.error_response.error_code == grpc.StatusCode.NOT_FOUND.value[0]:
             return None
         raise ReflectionUnavailable(grpc.StatusCode.UNKNOWN, answer.error_response.error_message)
+
+    async def _answer(
+        self, request: reflection_pb2.ServerReflectionRequest
+    ) -> reflection_pb2.ServerReflectionResponse:
+        while True:
+            try:
+                answer: reflection_pb2.ServerReflectionResponse = await self._methods[0](
+                    request, timeout=self._timeout_s, metadata=self._metadata
+                )
+                return answer
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() is grpc.StatusCode.UNIMPLEMENTED and len(self._methods) > 1:
+                    self._methods.pop(0)  # try the next version
+                    continue
+                raise ReflectionUnavailable(exc.code(), exc.details() or "") from None
 
 
 async def served_descriptors(

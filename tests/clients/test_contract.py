@@ -14,7 +14,7 @@ import httpx
 import pytest
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, timestamp_pb2
 from google.protobuf.descriptor import ServiceDescriptor
-from grpc_reflection.v1alpha import _async, reflection_pb2, reflection_pb2_grpc
+from grpc_reflection.v1alpha import _async, reflection_pb2
 
 from generia_pipelines.clients.contract import (
     CALLED_METHODS,
@@ -269,8 +269,19 @@ async def server_with_imports() -> AsyncIterator[str]:
     )
     pool.Add(clock)
     server = grpc.aio.server()
-    reflection_pb2_grpc.add_ServerReflectionServicer_to_server(
-        _OnlyTheFile(["clock.Clock"], pool=pool), server
+    servicer = _OnlyTheFile(["clock.Clock"], pool=pool)
+    # Reflection v1 only (no v1alpha): its messages are v1alpha's on the wire.
+    handler = grpc.stream_stream_rpc_method_handler(
+        servicer.ServerReflectionInfo,
+        request_deserializer=reflection_pb2.ServerReflectionRequest.FromString,
+        response_serializer=reflection_pb2.ServerReflectionResponse.SerializeToString,
+    )
+    server.add_generic_rpc_handlers(
+        (
+            grpc.method_handlers_generic_handler(
+                "grpc.reflection.v1.ServerReflection", {"ServerReflectionInfo": handler}
+            ),
+        )
     )
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
@@ -278,7 +289,9 @@ async def server_with_imports() -> AsyncIterator[str]:
     await server.stop(None)
 
 
-async def test_imports_the_server_did_not_send_are_fetched(server_with_imports: str) -> None:
+async def test_a_v1_server_is_asked_for_the_imports_it_did_not_send(
+    server_with_imports: str,
+) -> None:
     async with grpc.aio.insecure_channel(server_with_imports) as channel:
         served = await served_descriptors(channel, "clock.Clock", timeout_s=5)
         assert served.service is not None
