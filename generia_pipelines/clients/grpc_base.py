@@ -116,8 +116,9 @@ def _is_transient(exc: BaseException) -> bool:
     return isinstance(exc, grpc.aio.AioRpcError) and exc.code() in RETRYABLE_CODES
 
 
-#: (service, address) pairs already warned about in this process: a missing reflection
-#: service is worth one warning, not one per client.
+#: (service, address) pairs already warned about in this process: a drifted or unreflecting
+#: service is worth one warning, not one per client (a sensor opens one every tick). Each
+#: run's own log gets it from the resource, once per run.
 _WARNED: set[tuple[str, str]] = set()
 
 
@@ -213,7 +214,8 @@ class GrpcClient:
                     response_deserializer=decoder(response, response_class),
                 ),
             )
-        if contract.differences:
+        if contract.differences and (ours.full_name, address) not in _WARNED:
+            _WARNED.add((ours.full_name, address))
             log.warning("%s at %s: %s", ours.full_name, address, contract.summary())
         return contract
 
