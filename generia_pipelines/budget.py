@@ -17,7 +17,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from generia_pipelines.clients.errors import GeneriaError
+from generia_pipelines.errors import GeneriaError
 
 #: Runware ``runware:100@1`` at 512×512 costs about this per image (DESIGN.md §8).
 IMAGE_USD = 0.0006

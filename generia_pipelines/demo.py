@@ -547,7 +547,7 @@ def main_demo(options: DemoOptions) -> int:
     """The CLI entry: run, print the summary, exit 0 only when every run succeeded."""
     import httpx
 
-    from generia_pipelines.clients.errors import GeneriaError
+    from generia_pipelines.errors import GeneriaError
 
     try:
         report = run_demo(options, progress=lambda m: print(f"demo: {m}", file=sys.stderr))

@@ -39,7 +39,7 @@ from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_START_TAG,
 )
 
-from generia_pipelines.clients.errors import ConfigError
+from generia_pipelines.errors import ConfigError
 
 from .common import NOT_RETRIED, as_failure, retry_is_futile
 

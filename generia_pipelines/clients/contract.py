@@ -24,7 +24,7 @@ from google.protobuf.descriptor import (
 )
 from google.protobuf.message import Message
 
-from generia_pipelines.clients.errors import ConfigError, GeneriaError
+from generia_pipelines.errors import ConfigError, GeneriaError
 
 CONTRACT_VARIABLE = "GENERIA_CONTRACT_CHECK"
 

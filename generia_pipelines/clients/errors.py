@@ -9,13 +9,9 @@ from __future__ import annotations
 
 import grpc
 
+from generia_pipelines.errors import ConfigError, GeneriaError
 
-class GeneriaError(Exception):
-    """Base of every error raised by the Generia clients."""
-
-
-class ConfigError(GeneriaError):
-    """A setting is missing or invalid; raised at resource setup and names the variable."""
+__all__ = ["ConfigError", "GeneriaError"]  # re-exported: the roots live in errors.py
 
 
 class RpcError(GeneriaError):

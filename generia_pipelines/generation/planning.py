@@ -11,7 +11,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 
-from generia_pipelines.partitions import parse_day
 from generia_pipelines.units.keys import (
     AVATARS,
     BRIEFS,
@@ -29,6 +28,7 @@ from generia_pipelines.units.keys import (
     parse_unit_key,
     post_key,
 )
+from generia_pipelines.world_keys import parse_day
 
 __all__ = [
     "AVATARS",

@@ -15,7 +15,7 @@ from typing import Any, Self
 from dagster import ConfigurableResource, EnvVar, InitResourceContext
 from pydantic import Field, PrivateAttr
 
-from generia_pipelines.clients.errors import ConfigError
+from generia_pipelines.errors import ConfigError
 from generia_pipelines.ledger import LEDGER_URL_VARIABLE, Holder, Ledger, default_ledger_url
 from generia_pipelines.units.session import (
     DEFAULT_LEASE_TTL_S,

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Literal
 
-from generia_pipelines.partitions import parse_day, validate_world_key
+from generia_pipelines.world_keys import parse_day, validate_world_key
 
 UnitKind = Literal["briefs", "characters", "avatars", "posts"]
 BRIEFS: UnitKind = "briefs"

@@ -11,7 +11,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from generia_pipelines.clients.errors import GeneriaError
+from generia_pipelines.errors import GeneriaError
 from generia_pipelines.units.keys import AVATARS, BRIEFS, CHARACTERS, POSTS
 
 

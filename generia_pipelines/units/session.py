@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
-from generia_pipelines.clients.errors import GeneriaError
+from generia_pipelines.errors import GeneriaError
 from generia_pipelines.units.claims import Claim, Holder
 
 if TYPE_CHECKING:

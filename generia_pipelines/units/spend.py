@@ -26,7 +26,6 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from generia_pipelines.budget import SETUP_PERIOD, Budget, BudgetExceeded, Spend
-from generia_pipelines.partitions import parse_day, validate_world_key
 from generia_pipelines.units.keys import parse_unit_key
 from generia_pipelines.units.model import LedgerError, as_utc, now_utc
 from generia_pipelines.units.store import UnitStore
@@ -36,6 +35,7 @@ from generia_pipelines.units.tables import (
     reservations_table,
     spend_table,
 )
+from generia_pipelines.world_keys import parse_day, validate_world_key
 
 PaidKind = Literal["image", "text"]
 RESERVED, SPENT, RELEASED = "reserved", "spent", "released"

@@ -39,7 +39,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 
-from generia_pipelines.clients.errors import ConfigError
+from generia_pipelines.errors import ConfigError
 from generia_pipelines.units.keys import (
     AVATARS,
     BRIEFS,

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from generia_pipelines.clients.errors import GeneriaError
+from generia_pipelines.errors import GeneriaError
 
 if TYPE_CHECKING:
     from generia_pipelines.clients.text.base import TextUsage

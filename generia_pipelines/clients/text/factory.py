@@ -6,12 +6,12 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from generia_pipelines.clients.errors import ConfigError
 from generia_pipelines.clients.text.base import BoundedTextGenerator, TextGenerator
 from generia_pipelines.clients.text.local import LocalTextGenerator
 from generia_pipelines.clients.text.openai_compat import OpenAICompatibleGenerator
 from generia_pipelines.clients.text.runware_text import RunwareTextGenerator
 from generia_pipelines.clients.text.structured import DEFAULT_MAX_REASKS
+from generia_pipelines.errors import ConfigError
 
 BACKEND_VAR = "GENERIA_TEXT_BACKEND"
 BACKENDS = ("local", "openai", "runware")

@@ -24,7 +24,6 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from generia_pipelines.clients.errors import ConfigError
 from generia_pipelines.clients.text.base import TextTask
 from generia_pipelines.clients.text.errors import TextProviderError
 from generia_pipelines.clients.text.structured import (
@@ -33,6 +32,7 @@ from generia_pipelines.clients.text.structured import (
     ChatReply,
     strict_json_schema,
 )
+from generia_pipelines.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,6 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
-from generia_pipelines.clients.errors import ConfigError
 from generia_pipelines.clients.runware import (
     DEFAULT_RUNWARE_URL,
     close_sdk_client,
@@ -29,6 +28,7 @@ from generia_pipelines.clients.runware import (
 from generia_pipelines.clients.text.base import TextTask
 from generia_pipelines.clients.text.errors import TextProviderError
 from generia_pipelines.clients.text.structured import DEFAULT_MAX_REASKS, ChatGenerator, ChatReply
+from generia_pipelines.errors import ConfigError
 
 API_KEY_VAR = "RUNWARE_API_KEY"
 URL_VAR = "RUNWARE_URL"
