@@ -64,6 +64,7 @@ from tenacity import (
 from tenacity.stop import stop_base
 
 from generia_pipelines.clients.errors import ConfigError, GeneriaError
+from generia_pipelines.settings_env import parse_flag
 
 log = logging.getLogger(__name__)
 
@@ -120,8 +121,6 @@ _SDK_CAP_VARIABLE: Final = "RUNWARE_MAX_CONCURRENT_REQUESTS"
 # Our own semaphore is the real limit; the SDK's per-client cap (15 by default) only has to
 # stay out of the way, so it is raised for the import unless the user chose a value.
 _SDK_CAP_FOR_IMPORT: Final = 1024
-_BOOL_TRUE: Final = frozenset({"1", "true", "yes", "on"})
-_BOOL_FALSE: Final = frozenset({"0", "false", "no", "off", ""})
 _AIR_ID = re.compile(r"^[A-Za-z0-9_.-]+:[A-Za-z0-9_.-]+@[A-Za-z0-9_.-]+$")
 
 
@@ -220,16 +219,6 @@ class RunwareNSFWError(RunwareError):
 # --------------------------------------------------------------------------- settings
 
 
-def parse_bool(value: str, variable: str) -> bool:
-    """An environment flag, strictly: a typo must fail setup, not silently mean false."""
-    text = value.strip().lower()
-    if text in _BOOL_TRUE:
-        return True
-    if text in _BOOL_FALSE:
-        return False
-    raise ConfigError(f"{variable}={value!r} is not a boolean (use true/false, 1/0, yes/no)")
-
-
 def url_problem(url: object) -> str | None:
     """Why ``url`` is no usable Runware WebSocket URL, or None when it is fine."""
     if not isinstance(url, str) or not url.strip():
@@ -325,8 +314,8 @@ class RunwareSettings:
             "api_key": env.get("RUNWARE_API_KEY", ""),
             "url": env.get("RUNWARE_URL") or DEFAULT_RUNWARE_URL,
             "model": env.get("RUNWARE_IMAGE_MODEL") or DEFAULT_IMAGE_MODEL,
-            "enhance_prompt": parse_bool(
-                env.get("RUNWARE_ENHANCE_PROMPT", "false"), "RUNWARE_ENHANCE_PROMPT"
+            "enhance_prompt": parse_flag(
+                "RUNWARE_ENHANCE_PROMPT", env.get("RUNWARE_ENHANCE_PROMPT", "false")
             ),
             "image_usd": parse_usd(env.get("RUNWARE_IMAGE_USD"), "RUNWARE_IMAGE_USD"),
         }

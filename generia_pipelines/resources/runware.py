@@ -31,9 +31,9 @@ from generia_pipelines.clients.runware import (
     RunwareImages,
     RunwareSettings,
     RunwareUnavailable,
-    parse_bool,
     parse_usd,
 )
+from generia_pipelines.settings_env import parse_flag
 
 log = logging.getLogger(__name__)
 
@@ -93,8 +93,8 @@ class RunwareResource(ConfigurableResource):
             "api_key": EnvVar("RUNWARE_API_KEY"),
             "url": os.environ.get("RUNWARE_URL") or DEFAULT_RUNWARE_URL,
             "image_model": os.environ.get("RUNWARE_IMAGE_MODEL") or DEFAULT_IMAGE_MODEL,
-            "enhance_prompt": parse_bool(
-                os.environ.get("RUNWARE_ENHANCE_PROMPT", "false"), "RUNWARE_ENHANCE_PROMPT"
+            "enhance_prompt": parse_flag(
+                "RUNWARE_ENHANCE_PROMPT", os.environ.get("RUNWARE_ENHANCE_PROMPT", "false")
             ),
             "image_usd": parse_usd(os.environ.get("RUNWARE_IMAGE_USD"), "RUNWARE_IMAGE_USD"),
         }
