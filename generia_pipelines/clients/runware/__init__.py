@@ -45,6 +45,7 @@ from generia_pipelines.clients.runware.images import GeneratedImage
 from generia_pipelines.clients.runware.redaction import preserved_global_logging, redact
 from generia_pipelines.clients.runware.sdk import close_sdk_client, new_sdk_client, runware_sdk
 from generia_pipelines.clients.runware.settings import (
+    API_KEY_VARIABLE,
     DEFAULT_IMAGE_MODEL,
     DEFAULT_IMAGE_USD,
     DEFAULT_NEGATIVE_PROMPT,
@@ -55,17 +56,21 @@ from generia_pipelines.clients.runware.settings import (
     MIN_SIDE,
     OUTPUT_FORMATS,
     OUTPUT_TYPES,
+    RUNWARE_VARIABLES,
     SIDE_STEP,
     OutputFormat,
     OutputType,
+    RunwareOptions,
     RunwareSettings,
     parse_usd,
+    runware_environment,
     size_problem,
     url_problem,
     usd_problem,
 )
 
 __all__ = [
+    "API_KEY_VARIABLE",
     "DEFAULT_IMAGE_MODEL",
     "DEFAULT_IMAGE_USD",
     "DEFAULT_NEGATIVE_PROMPT",
@@ -76,6 +81,7 @@ __all__ = [
     "MIN_SIDE",
     "OUTPUT_FORMATS",
     "OUTPUT_TYPES",
+    "RUNWARE_VARIABLES",
     "SESSION_LOST_CODES",
     "SIDE_STEP",
     "TRANSIENT_ERROR_CODES",
@@ -87,6 +93,7 @@ __all__ = [
     "RunwareImages",
     "RunwareInvalidImage",
     "RunwareNSFWError",
+    "RunwareOptions",
     "RunwareRequestError",
     "RunwareSettings",
     "RunwareUnavailable",
@@ -96,6 +103,7 @@ __all__ = [
     "parse_usd",
     "preserved_global_logging",
     "redact",
+    "runware_environment",
     "runware_sdk",
     "size_problem",
     "url_problem",

@@ -78,7 +78,7 @@ class RunwareImages:
     def __repr__(self) -> str:
         state = "closed" if self._closed else ("open" if self._connection.is_open else "idle")
         return (
-            f"RunwareImages(url={self.settings.url!r}, model={self.settings.model!r}, "
+            f"RunwareImages(url={self.settings.url!r}, model={self.settings.image_model!r}, "
             f"{self.settings.width}x{self.settings.height} {self.settings.output_format}, {state})"
         )
 
@@ -307,7 +307,7 @@ class RunwareImages:
             prompt=text,
             enhanced_prompt=enhanced,
             task_uuid=result.task_uuid,
-            model=settings.model,
+            model=settings.image_model,
             image_uuid=result.image_uuid,
             resumed=result.resumed,
         )
@@ -321,7 +321,7 @@ class RunwareImages:
         # Fresh per call: the SDK writes its taskUUID into the request object.
         request = sdk.IImageInference(
             taskUUID=task_uuid,
-            model=settings.model,
+            model=settings.image_model,
             positivePrompt=prompt,
             negativePrompt=negative or None,
             width=width,

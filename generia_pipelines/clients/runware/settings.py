@@ -1,4 +1,12 @@
-"""Runware's settings: the client's configuration, its defaults and their validation."""
+"""Runware's settings: declared once, read from ``RUNWARE_*`` once, validated in one place.
+
+:class:`RunwareOptions` declares what a deployment chooses (type, default, description):
+the Dagster resource ``RunwareResource`` takes its fields from it, and the Dagster-free
+:class:`RunwareSettings` adds the client's own tuning. :data:`RUNWARE_VARIABLES` says which
+environment variable sets which field, for the resource's ``from_env`` and for
+:meth:`RunwareSettings.from_env` alike. :meth:`RunwareSettings.validate` checks them all
+before any connection, naming the bad setting.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +14,10 @@ import math
 import os
 import re
 import urllib.parse
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
 from typing import Any, Final, Literal, get_args
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from generia_pipelines.clients.errors import ConfigError
 from generia_pipelines.settings_env import parse_flag
@@ -39,8 +48,14 @@ FORMAT_INFO: Final[dict[str, tuple[str, str, str]]] = {
     "JPG": ("image/jpeg", ".jpg", "JPEG"),
     "WEBP": ("image/webp", ".webp", "WEBP"),
 }
-
 _AIR_ID = re.compile(r"^[A-Za-z0-9_.-]+:[A-Za-z0-9_.-]+@[A-Za-z0-9_.-]+$")
+_TIMEOUTS: Final = (
+    "connect_timeout_s",
+    "request_timeout_s",
+    "enhance_timeout_s",
+    "download_timeout_s",
+    "close_timeout_s",
+)
 
 
 def url_problem(url: object) -> str | None:
@@ -72,17 +87,17 @@ def usd_problem(value: object) -> str | None:
     return None
 
 
-def parse_usd(value: str | None, variable: str, default: float = DEFAULT_IMAGE_USD) -> float:
-    """A price from the environment (unset or empty: ``default``); a typo fails setup."""
-    if value is None or not value.strip():
-        return default
+def parse_usd(variable: str, text: str) -> float:
+    """A price from the environment (blank: the list price); a typo fails setup."""
+    if not text.strip():
+        return DEFAULT_IMAGE_USD
     try:
-        price = float(value.strip())
+        price = float(text.strip())
     except ValueError:
-        raise ConfigError(f"{variable}={value!r} is not a number of USD") from None
+        raise ConfigError(f"{variable}={text!r} is not a number of USD") from None
     problem = usd_problem(price)
     if problem:
-        raise ConfigError(f"{variable}={value!r} {problem}")
+        raise ConfigError(f"{variable}={text!r} {problem}")
     return price
 
 
@@ -95,35 +110,88 @@ def size_problem(name: str, value: int) -> str | None:
     return None
 
 
-@dataclass(frozen=True, kw_only=True)
-class RunwareSettings:
-    """Everything a :class:`RunwareImages` needs; validated before any connection."""
+def _verbatim(variable: str, text: str) -> str:
+    return text
 
-    api_key: str = field(repr=False)
-    url: str = DEFAULT_RUNWARE_URL
-    model: str = DEFAULT_IMAGE_MODEL
-    enhance_prompt: bool = False
-    width: int = 512
-    height: int = 512
-    negative_prompt: str = DEFAULT_NEGATIVE_PROMPT
-    output_format: OutputFormat = "PNG"
-    output_type: OutputType = "base64Data"
-    check_content: bool = True
-    concurrency: int = 10
-    connect_timeout_s: float = 20.0
-    request_timeout_s: float = 120.0
-    enhance_timeout_s: float = 60.0
-    download_timeout_s: float = 30.0
+
+#: The API key's variable. It is read apart from :data:`RUNWARE_VARIABLES`: the Dagster
+#: resource takes it through ``EnvVar``, so it is never shown.
+API_KEY_VARIABLE: Final = "RUNWARE_API_KEY"
+#: ``RUNWARE_*`` variable -> the field it sets and how its text is read.
+RUNWARE_VARIABLES: Final[Mapping[str, tuple[str, Callable[[str, str], object]]]] = {
+    "RUNWARE_URL": ("url", _verbatim),
+    "RUNWARE_IMAGE_MODEL": ("image_model", _verbatim),
+    "RUNWARE_ENHANCE_PROMPT": ("enhance_prompt", parse_flag),
+    "RUNWARE_IMAGE_USD": ("image_usd", parse_usd),
+}
+
+
+def runware_environment(environ: Mapping[str, str]) -> dict[str, Any]:
+    """The fields the ``RUNWARE_*`` variables set; an unset or empty one keeps its default."""
+    return {
+        field: parse(variable, environ[variable])
+        for variable, (field, parse) in RUNWARE_VARIABLES.items()
+        if environ.get(variable)
+    }
+
+
+class RunwareOptions(BaseModel):
+    """The Runware settings a deployment chooses, each declared here only.
+
+    The Dagster resource's configuration is these fields; :class:`RunwareSettings` inherits
+    them too. Values are checked by :meth:`RunwareSettings.validate`, not here, so a bad one
+    fails with a message naming it.
+    """
+
+    api_key: str = Field(
+        repr=False,
+        description="Runware API key; wire it as EnvVar('RUNWARE_API_KEY') so it is never shown",
+    )
+    url: str = Field(default=DEFAULT_RUNWARE_URL, description="WebSocket URL (RUNWARE_URL)")
+    # The client's callers know it as ``model`` (which wins when both are given, so an
+    # override beats the environment); the resource's configuration as image_model.
+    image_model: str = Field(
+        default=DEFAULT_IMAGE_MODEL,
+        validation_alias=AliasChoices("model", "image_model"),
+        description="Model AIR id (RUNWARE_IMAGE_MODEL)",
+    )
+    enhance_prompt: bool = Field(
+        default=False,
+        description="Run promptEnhance before imageInference (RUNWARE_ENHANCE_PROMPT)",
+    )
+    width: int = Field(default=512, description="Multiple of 64 within 128..2048")
+    height: int = Field(default=512, description="Multiple of 64 within 128..2048")
+    negative_prompt: str = Field(default=DEFAULT_NEGATIVE_PROMPT)
+    output_format: str = Field(default="PNG", description="PNG, JPG or WEBP")
+    output_type: str = Field(
+        default="base64Data", description="How bytes travel: base64Data, dataURI or URL"
+    )
+    check_content: bool = Field(default=True, description="Ask Runware to flag NSFW results")
+    concurrency: int = Field(default=10, description="Image calls in flight per run")
+    connect_timeout_s: float = Field(default=20.0, description="Bound on connect + auth")
+    request_timeout_s: float = Field(default=120.0, description="Bound on one imageInference")
+    enhance_timeout_s: float = Field(default=60.0, description="Bound on one promptEnhance")
+    download_timeout_s: float = Field(default=30.0, description="Bound on one imageURL download")
+    max_attempts: int = Field(default=4, description="Tries per call for transient failures")
+    backoff_initial_s: float = Field(default=0.5)
+    backoff_max_s: float = Field(default=8.0)
+    image_usd: float = Field(
+        default=DEFAULT_IMAGE_USD,
+        description="List price of one image in USD, charged when Runware reports no cost "
+        "(RUNWARE_IMAGE_USD)",
+    )
+
+
+class RunwareSettings(RunwareOptions):
+    """Everything a ``RunwareImages`` needs; validated before any connection."""
+
+    model_config = ConfigDict(frozen=True)
+
     close_timeout_s: float = 5.0
-    max_attempts: int = 4
-    backoff_initial_s: float = 0.5
-    backoff_max_s: float = 8.0
     enhance_max_length: int = 300
     # One version by default: the SDK returns a set, so with several versions identical
     # texts collapse and the cost they reported is lost from the total.
     enhance_versions: int = 1
-    #: List price of one image (USD), charged when Runware reports no cost (RUNWARE_IMAGE_USD).
-    image_usd: float = DEFAULT_IMAGE_USD
     #: Total time a call may spend failing to open a connection before it gives up (a full
     #: outage): connect retries stop when another attempt could end past this budget.
     connect_budget_s: float = 50.0
@@ -134,19 +202,15 @@ class RunwareSettings:
     ) -> RunwareSettings:
         """Settings from ``RUNWARE_*`` variables (outside Dagster); keyword overrides win."""
         env = os.environ if environ is None else environ
-        values: dict[str, Any] = {
-            "api_key": env.get("RUNWARE_API_KEY", ""),
-            "url": env.get("RUNWARE_URL") or DEFAULT_RUNWARE_URL,
-            "model": env.get("RUNWARE_IMAGE_MODEL") or DEFAULT_IMAGE_MODEL,
-            "enhance_prompt": parse_flag(
-                "RUNWARE_ENHANCE_PROMPT", env.get("RUNWARE_ENHANCE_PROMPT", "false")
-            ),
-            "image_usd": parse_usd(env.get("RUNWARE_IMAGE_USD"), "RUNWARE_IMAGE_USD"),
-        }
-        values.update(overrides)
-        settings = cls(**values)
+        values = {"api_key": env.get(API_KEY_VARIABLE, ""), **runware_environment(env)}
+        settings = cls(**{**values, **overrides})
         settings.validate()
         return settings
+
+    @property
+    def model(self) -> str:
+        """The image model's AIR id (``image_model``)."""
+        return self.image_model
 
     @property
     def content_type(self) -> str:
@@ -156,18 +220,9 @@ class RunwareSettings:
     def extension(self) -> str:
         return FORMAT_INFO[self.output_format][1]
 
-    def validate(self) -> None:
+    def validate(self) -> None:  # type: ignore[override]  # not pydantic's deprecated one
         """Fail at setup, naming the setting, rather than deep inside a run (key never shown)."""
-        if not self.api_key or not self.api_key.strip():
-            raise ConfigError("RUNWARE_API_KEY is not set: give the Runware API key")
-        problem = url_problem(self.url)
-        if problem:
-            raise ConfigError(f"RUNWARE_URL={self.url!r} {problem}")
-        if not _AIR_ID.match(self.model or ""):
-            raise ConfigError(
-                f"RUNWARE_IMAGE_MODEL={self.model!r} is not a model AIR id "
-                f"like {DEFAULT_IMAGE_MODEL}"
-            )
+        self._validate_endpoint()
         for name, value in (("width", self.width), ("height", self.height)):
             problem = size_problem(name, value)
             if problem:
@@ -180,17 +235,26 @@ class RunwareSettings:
             raise ConfigError(
                 f"Runware output_type={self.output_type!r} must be one of {OUTPUT_TYPES}"
             )
+        self._validate_limits()
+
+    def _validate_endpoint(self) -> None:
+        if not self.api_key or not self.api_key.strip():
+            raise ConfigError(f"{API_KEY_VARIABLE} is not set: give the Runware API key")
+        problem = url_problem(self.url)
+        if problem:
+            raise ConfigError(f"RUNWARE_URL={self.url!r} {problem}")
+        if not _AIR_ID.match(self.image_model or ""):
+            raise ConfigError(
+                f"RUNWARE_IMAGE_MODEL={self.image_model!r} is not a model AIR id "
+                f"like {DEFAULT_IMAGE_MODEL}"
+            )
+
+    def _validate_limits(self) -> None:
         if self.concurrency < 1:
             raise ConfigError(f"Runware concurrency must be at least 1, got {self.concurrency}")
         if self.max_attempts < 1:
             raise ConfigError(f"Runware max_attempts must be at least 1, got {self.max_attempts}")
-        for name in (
-            "connect_timeout_s",
-            "request_timeout_s",
-            "enhance_timeout_s",
-            "download_timeout_s",
-            "close_timeout_s",
-        ):
+        for name in _TIMEOUTS:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"Runware {name} must be positive, got {getattr(self, name)}")
         if self.backoff_initial_s < 0 or self.backoff_max_s < self.backoff_initial_s:
