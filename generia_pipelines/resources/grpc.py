@@ -17,7 +17,6 @@ from dagster import ConfigurableResource, EnvVar, InitResourceContext
 from pydantic import Field, PrivateAttr
 
 from generia_pipelines.clients.contract import CONTRACT_VARIABLE, ContractMode, Status
-from generia_pipelines.clients.errors import ConfigError
 from generia_pipelines.clients.grpc_base import ChannelSettings, GrpcClient
 from generia_pipelines.clients.platform import (
     CharacterClient,
@@ -26,6 +25,7 @@ from generia_pipelines.clients.platform import (
     WorldClient,
 )
 from generia_pipelines.clients.upload import PresignedUploader
+from generia_pipelines.settings_env import parse_flag
 
 #: The local Generia stack's fixed ports (``generia-pipelines stack``).
 LOCAL_ADDRESSES = {
@@ -35,21 +35,12 @@ LOCAL_ADDRESSES = {
     "GENERIA_WORLD_ADDR": "127.0.0.1:50054",
 }
 IDEMPOTENCY_VARIABLE = "GENERIA_GRPC_IDEMPOTENCY_HONOURED"
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"", "0", "false", "no", "off"}
 
 
 def env_flag(name: str, default: bool = False) -> bool:
     """Read a boolean variable strictly, so a typo is an error rather than a silent 'off'."""
     raw = os.environ.get(name)
-    if raw is None:
-        return default
-    value = raw.strip().lower()
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    raise ConfigError(f"{name}={raw!r} is not a boolean (use true or false)")
+    return default if raw is None else parse_flag(name, raw)
 
 
 class GrpcServiceResource(ConfigurableResource):

@@ -22,61 +22,24 @@ from dagster import ConfigurableResource, EnvVar, InitResourceContext
 from pydantic import Field, PrivateAttr
 
 from generia_pipelines.clients.runware import (
-    DEFAULT_IMAGE_MODEL,
-    DEFAULT_IMAGE_USD,
-    DEFAULT_NEGATIVE_PROMPT,
-    DEFAULT_RUNWARE_URL,
-    OutputFormat,
-    OutputType,
+    API_KEY_VARIABLE,
     RunwareImages,
+    RunwareOptions,
     RunwareSettings,
     RunwareUnavailable,
-    parse_bool,
-    parse_usd,
+    runware_environment,
 )
 
 log = logging.getLogger(__name__)
 
 
-class RunwareResource(ConfigurableResource):
+class RunwareResource(ConfigurableResource, RunwareOptions):
     """Runware images for assets: ``await runware.images().run_task(task_uuid, prompt, seed=...)``.
 
     Write the taskUUID to the ledger before ``run_task``; a re-run with it never pays twice.
+    The configuration is :class:`RunwareOptions`' fields, declared there for the client too.
     """
 
-    api_key: str = Field(
-        repr=False,
-        description="Runware API key; wire it as EnvVar('RUNWARE_API_KEY') so it is never shown",
-    )
-    url: str = Field(default=DEFAULT_RUNWARE_URL, description="WebSocket URL (RUNWARE_URL)")
-    image_model: str = Field(
-        default=DEFAULT_IMAGE_MODEL, description="Model AIR id (RUNWARE_IMAGE_MODEL)"
-    )
-    enhance_prompt: bool = Field(
-        default=False,
-        description="Run promptEnhance before imageInference (RUNWARE_ENHANCE_PROMPT)",
-    )
-    width: int = Field(default=512, description="Multiple of 64 within 128..2048")
-    height: int = Field(default=512, description="Multiple of 64 within 128..2048")
-    negative_prompt: str = Field(default=DEFAULT_NEGATIVE_PROMPT)
-    output_format: str = Field(default="PNG", description="PNG, JPG or WEBP")
-    output_type: str = Field(
-        default="base64Data", description="How bytes travel: base64Data, dataURI or URL"
-    )
-    check_content: bool = Field(default=True, description="Ask Runware to flag NSFW results")
-    concurrency: int = Field(default=10, description="Image calls in flight per run")
-    connect_timeout_s: float = Field(default=20.0, description="Bound on connect + auth")
-    request_timeout_s: float = Field(default=120.0, description="Bound on one imageInference")
-    enhance_timeout_s: float = Field(default=60.0, description="Bound on one promptEnhance")
-    download_timeout_s: float = Field(default=30.0, description="Bound on one imageURL download")
-    max_attempts: int = Field(default=4, description="Tries per call for transient failures")
-    backoff_initial_s: float = Field(default=0.5)
-    backoff_max_s: float = Field(default=8.0)
-    image_usd: float = Field(
-        default=DEFAULT_IMAGE_USD,
-        description="List price of one image in USD, charged when Runware reports no cost "
-        "(RUNWARE_IMAGE_USD)",
-    )
     connect_on_setup: bool = Field(
         default=True, description="Connect when the run starts, so a bad key fails early"
     )
@@ -89,41 +52,15 @@ class RunwareResource(ConfigurableResource):
     @classmethod
     def from_env(cls, **overrides: Any) -> RunwareResource:
         """The resource as deployed: the key through ``EnvVar``, the rest from ``RUNWARE_*``."""
-        values: dict[str, Any] = {
-            "api_key": EnvVar("RUNWARE_API_KEY"),
-            "url": os.environ.get("RUNWARE_URL") or DEFAULT_RUNWARE_URL,
-            "image_model": os.environ.get("RUNWARE_IMAGE_MODEL") or DEFAULT_IMAGE_MODEL,
-            "enhance_prompt": parse_bool(
-                os.environ.get("RUNWARE_ENHANCE_PROMPT", "false"), "RUNWARE_ENHANCE_PROMPT"
-            ),
-            "image_usd": parse_usd(os.environ.get("RUNWARE_IMAGE_USD"), "RUNWARE_IMAGE_USD"),
-        }
-        values.update(overrides)
-        return cls(**values)
+        values = {"api_key": EnvVar(API_KEY_VARIABLE), **runware_environment(os.environ)}
+        return cls(**{**values, **overrides})
 
     def settings(self) -> RunwareSettings:
         """The validated client settings (raises ConfigError naming the bad setting)."""
-        settings = RunwareSettings(
-            api_key=self.api_key,
-            url=self.url,
-            model=self.image_model,
-            enhance_prompt=self.enhance_prompt,
-            width=self.width,
-            height=self.height,
-            negative_prompt=self.negative_prompt,
-            output_format=_as_format(self.output_format),
-            output_type=_as_type(self.output_type),
-            check_content=self.check_content,
-            concurrency=self.concurrency,
-            connect_timeout_s=self.connect_timeout_s,
-            request_timeout_s=self.request_timeout_s,
-            enhance_timeout_s=self.enhance_timeout_s,
-            download_timeout_s=self.download_timeout_s,
-            max_attempts=self.max_attempts,
-            backoff_initial_s=self.backoff_initial_s,
-            backoff_max_s=self.backoff_max_s,
-            image_usd=self.image_usd,
-        )
+        chosen = {name: getattr(self, name) for name in RunwareOptions.model_fields}
+        chosen["output_format"] = _as_format(self.output_format)
+        chosen["output_type"] = self.output_type.strip()
+        settings = RunwareSettings(**chosen)
         settings.validate()
         return settings
 
@@ -174,12 +111,7 @@ class RunwareResource(ConfigurableResource):
             await self.aclose()
 
 
-def _as_format(value: str) -> OutputFormat:
+def _as_format(value: str) -> str:
+    """The output format as Runware names it (``jpeg`` is ``JPG``); checked by validate."""
     upper = value.strip().upper()
-    if upper == "JPEG":
-        upper = "JPG"
-    return upper  # type: ignore[return-value]  # checked by RunwareSettings.validate
-
-
-def _as_type(value: str) -> OutputType:
-    return value.strip()  # type: ignore[return-value]  # checked by RunwareSettings.validate
+    return "JPG" if upper == "JPEG" else upper
