@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from generia_pipelines.clients.errors import ConfigError
+from generia_pipelines.errors import ConfigError
 
 _TRUE: Final = frozenset({"1", "true", "yes", "on"})
 _FALSE: Final = frozenset({"0", "false", "no", "off", ""})

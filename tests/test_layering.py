@@ -15,6 +15,8 @@ PURE = [
     "generia_pipelines.errors",
     "generia_pipelines.world_keys",
     "generia_pipelines.budget",
+    "generia_pipelines.settings_env",
+    "generia_pipelines.clients.runware.settings",
     "generia_pipelines.units.keys",
     *sorted(
         f"generia_pipelines.generation.{path.stem}"

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final, Literal, cast
 
-from generia_pipelines.clients.errors import ConfigError, GeneriaError
 from generia_pipelines.clients.runware.redaction import redact
+from generia_pipelines.errors import ConfigError, GeneriaError
 
 # Error codes worth another try; every other code (invalid*, unsupported*, credits, ...) is
 # a property of the request or the account and would fail the same way again.

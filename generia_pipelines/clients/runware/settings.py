@@ -19,7 +19,7 @@ from typing import Any, Final, Literal, get_args
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
-from generia_pipelines.clients.errors import ConfigError
+from generia_pipelines.errors import ConfigError
 from generia_pipelines.settings_env import parse_flag
 
 DEFAULT_RUNWARE_URL: Final = "wss://ws-api.runware.ai/v1"
