@@ -163,6 +163,8 @@ def period_label(period: str) -> str:
 class BudgetExceeded(GeneriaError):
     """A paid call was refused because it would exceed the world's budget; nothing was spent."""
 
+    retryable = False  # the budget is what it is until someone raises it
+
     def __init__(
         self,
         world_id: str,

@@ -130,6 +130,8 @@ class WorldSpec(BaseModel):
 class CatalogError(GeneriaError):
     """The catalog cannot answer: a malformed file, an unknown or unusable world."""
 
+    retryable = False  # only fixing the catalog helps
+
 
 @dataclass(frozen=True)
 class CatalogProblem:

@@ -19,32 +19,15 @@ from dagster import (
     RetryPolicy,
 )
 
-from generia_pipelines.budget import Budget, BudgetExceeded
-from generia_pipelines.catalog import CatalogError
-from generia_pipelines.clients.errors import (
-    ConfigError,
-    InvalidArgument,
-    NotFound,
-    PermissionDenied,
-    Unimplemented,
-)
+from generia_pipelines.budget import Budget
 from generia_pipelines.clients.grpc_base import GrpcClient
-from generia_pipelines.clients.runware import (
-    RunwareInvalidImage,
-    RunwareNSFWError,
-    RunwareRequestError,
-    RunwareUnavailable,
-)
-from generia_pipelines.clients.text.errors import TextProviderError
-from generia_pipelines.ledger import Ledger, LedgerError
-from generia_pipelines.partitions import InvalidPartitionKey
+from generia_pipelines.ledger import Ledger
 from generia_pipelines.resources.grpc import MediaResource
 from generia_pipelines.resources.runware import RunwareResource
 from generia_pipelines.resources.text import TextGenerationResource
-from generia_pipelines.units.causes import MissingPrerequisite, ProviderDown, TooManyInvalid
 from generia_pipelines.units.fanout import Outcome, Stages, StepStopped, Tally, fan_out
 from generia_pipelines.units.model import variant_url
-from generia_pipelines.units.session import ClaimSession, UnitBusy
+from generia_pipelines.units.session import ClaimSession
 from generia_pipelines.units.work import UnitWork
 
 __all__ = [
@@ -58,7 +41,6 @@ __all__ = [
     "as_failure",
     "contract_md",
     "fail_fast_on_bad_input",
-    "fail_if_any",
     "fan_out",
     "image_gallery",
     "retry_is_futile",
@@ -77,45 +59,17 @@ RETRY = RetryPolicy(max_retries=3, delay=1.0, backoff=Backoff.EXPONENTIAL, jitte
 P = ParamSpec("P")
 R = TypeVar("R")
 
-#: Failures that say the input or a setting is wrong (or the budget is spent): a step retry
-#: would fail the same way, only later, so none is made.
-_FUTILE = (
-    CatalogError,
-    InvalidPartitionKey,
-    ConfigError,
-    InvalidArgument,
-    NotFound,
-    PermissionDenied,
-    # The platform does not serve the method: another revision of it, until it is updated.
-    Unimplemented,
-    RunwareRequestError,
-    # A billed, unusable image: a step retry would pay for the next one (and the unit has
-    # had its second task already).
-    RunwareInvalidImage,
-    RunwareNSFWError,
-    BudgetExceeded,
-    # The ledger cannot be written: a retry seconds later meets the same disk.
-    LedgerError,
-    # Runware is down or keeps sending unusable images: retrying now only waits or pays.
-    ProviderDown,
-    TooManyInvalid,
-    # Another live run works on the unit: it is left to that run, not fought over.
-    UnitBusy,
-    # The asset's inputs are not made yet: only materializing them helps.
-    MissingPrerequisite,
-)
-#: HTTP statuses of a text provider that a retry cannot change (bad request, key, model).
-_FUTILE_HTTP = frozenset({400, 401, 403, 404})
 NOT_RETRIED = "not retried: a retry would fail the same way; finished work is kept"
 
 
 def retry_is_futile(exc: BaseException) -> bool:
-    """True when retrying cannot help: a bad world, setting, key, request or an empty budget."""
-    if isinstance(exc, _FUTILE):
-        return True
-    if isinstance(exc, RunwareUnavailable) and getattr(exc, "billed", None) is False:
-        return True  # Runware could not be reached at all: an outage, not a hiccup
-    return isinstance(exc, TextProviderError) and exc.status in _FUTILE_HTTP
+    """True when the error says a retry cannot help (``retryable``; see ``errors.py``).
+
+    A bad world, setting, key or request, an empty budget, a provider outage that outlived
+    the clients' retries, a unit another run holds: each error class decides for itself.
+    Errors of other libraries are taken as transient.
+    """
+    return getattr(exc, "retryable", True) is False
 
 
 def as_failure(exc: BaseException) -> BaseException:
@@ -196,19 +150,6 @@ def stages_failure(stages: Stages) -> Failure | None:
                 {k: v for _, t in stages.failed() for k, v in t.failed.items()}
             )
         },
-        allow_retries=not futile,
-    )
-
-
-def fail_if_any(tally: Tally, what: str) -> None:
-    """Fail the step when units failed, naming the dominant cause and its count."""
-    if not tally.failed:
-        return
-    futile = all(retry_is_futile(e) for e in tally.errors.values())
-    suffix = f" ({NOT_RETRIED})" if futile else ""
-    raise Failure(
-        description=tally.summary(what) + suffix,
-        metadata={**tally.metadata(), "failures": MetadataValue.json(tally.failed)},
         allow_retries=not futile,
     )
 

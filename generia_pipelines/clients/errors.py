@@ -15,9 +15,7 @@ __all__ = ["ConfigError", "GeneriaError"]  # re-exported: the roots live in erro
 
 
 class RpcError(GeneriaError):
-    """A gRPC call failed after the retries it was allowed."""
-
-    retryable = False
+    """A gRPC call failed after the retries it was allowed (a later attempt may pass)."""
 
     def __init__(
         self,
@@ -43,17 +41,25 @@ class RpcError(GeneriaError):
 class InvalidArgument(RpcError):
     """The platform rejected the request's content (INVALID_ARGUMENT)."""
 
+    retryable = False
+
 
 class NotFound(RpcError):
     """The world, character, media or post does not exist (NOT_FOUND)."""
+
+    retryable = False
 
 
 class PermissionDenied(RpcError):
     """The platform refused the call (PERMISSION_DENIED or UNAUTHENTICATED)."""
 
+    retryable = False
+
 
 class Unimplemented(RpcError):
     """The service does not serve this method (UNIMPLEMENTED): an older or other revision."""
+
+    retryable = False
 
 
 class Unavailable(RpcError):

@@ -16,6 +16,8 @@ from generia_pipelines.clients.errors import GeneriaError, RpcError
 class ProviderDown(GeneriaError):
     """A provider is unreachable: this step starts no further calls to it."""
 
+    retryable = False  # retrying now only waits on the same outage
+
     def __init__(self, cause: str) -> None:
         self.cause = cause
         super().__init__(cause)
@@ -23,6 +25,8 @@ class ProviderDown(GeneriaError):
 
 class TooManyInvalid(GeneriaError):
     """The provider kept answering with unusable results: this step stops paying for more."""
+
+    retryable = False  # a retry would pay for more of the same
 
     def __init__(self, cause: str) -> None:
         self.cause = cause
@@ -32,6 +36,8 @@ class TooManyInvalid(GeneriaError):
 class MissingPrerequisite(GeneriaError):
     """An asset was asked for before what it is made from: materialize that first. A retry
     would meet the same gap, so none is made."""
+
+    retryable = False
 
 
 def cause_of(error: BaseException) -> str:

@@ -51,10 +51,6 @@ class Holder:
     def new(cls, run_id: str) -> Holder:
         return cls(uuid.uuid4().hex, run_id or "no-run", socket.gethostname(), os.getpid())
 
-    @property
-    def run_label(self) -> str:
-        return self.run_id[:8]
-
 
 @dataclass(frozen=True)
 class Claim:
@@ -202,14 +198,3 @@ class ClaimStore(UnitStore):
                 .where(_R.c.holder == holder.token, _R.c.state == "reserved")
                 .values(expires_at=now)
             )
-
-    def leases(self, prefix: str = "") -> list[Claim]:
-        """Live and expired leases whose key starts with ``prefix`` (for reports and tests)."""
-        with self._transaction() as conn:
-            rows = conn.execute(
-                sa.select(_L).where(_L.c.lease_key.startswith(prefix)).order_by(_L.c.lease_key)
-            ).all()
-        return [
-            Claim(row.lease_key, True, str(row.run_id), as_utc(row.expires_at) or now_utc())
-            for row in rows
-        ]

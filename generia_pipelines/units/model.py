@@ -18,6 +18,8 @@ from generia_pipelines.units.keys import AVATARS, BRIEFS, CHARACTERS, POSTS
 class LedgerError(GeneriaError):
     """The ledger cannot be opened or holds something inconsistent."""
 
+    retryable = False  # a retry seconds later meets the same disk or database
+
 
 class Stage(enum.IntEnum):
     """How far a unit got; a unit's stage only moves forward."""

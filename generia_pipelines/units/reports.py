@@ -77,7 +77,8 @@ class ReportStore(UnitStore):
     def counts(
         self, world_id: str, *, kind: str | None = None, partition: str | None = None
     ) -> dict[str, dict[str, int]]:
-        """Units per kind and stage, e.g. ``{"posts": {"created": 10, "text_done": 2}}``."""
+        """Units per kind and stage, e.g. ``{"posts": {"created": 10, "text_done": 2}}``.
+        Inspection API (operators' scripts, tests)."""
         query = (
             sa.select(units_table.c.kind, units_table.c.status, sa.func.count())
             .where(*self._filters(world_id, kind, partition))

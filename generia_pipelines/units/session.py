@@ -36,6 +36,8 @@ DEFAULT_LEASE_WAIT_S = 90.0
 class UnitBusy(GeneriaError):
     """Another live run holds the unit's lease; this run left the unit to it."""
 
+    retryable = False  # the unit is the other run's to finish, not to be fought over
+
     def __init__(self, claim: Claim, waited_s: float) -> None:
         self.claim = claim
         super().__init__(

@@ -27,7 +27,7 @@ from sqlalchemy.engine import Connection
 
 from generia_pipelines.budget import SETUP_PERIOD, Budget, BudgetExceeded, Spend
 from generia_pipelines.units.keys import parse_unit_key
-from generia_pipelines.units.model import LedgerError, as_utc, now_utc
+from generia_pipelines.units.model import LedgerError, now_utc
 from generia_pipelines.units.store import UnitStore
 from generia_pipelines.units.tables import (
     SPEND,
@@ -323,15 +323,6 @@ class SpendStore(UnitStore):
                 .values(state=RELEASED, note=note[:500] or None, updated_at=now_utc())
             )
 
-    def reservations(self, world_id: str, period: str | None = None) -> list[dict[str, Any]]:
-        """Every reservation of a world (of one period if given), oldest first."""
-        query = sa.select(_R).where(_R.c.world_id == world_id)
-        if period is not None:
-            query = query.where(_R.c.period == _spend_key(world_id, period)[1])
-        with self._transaction() as conn:
-            rows = conn.execute(query.order_by(_R.c.created_at)).all()
-        return [{**row._mapping, "expires_at": as_utc(row.expires_at)} for row in rows]
-
     @staticmethod
     def _refuse_if_over(
         world_id: str, period: str, budget: Budget, spent: Spend, reserved: Spend, asked: Spend
@@ -344,7 +335,8 @@ class SpendStore(UnitStore):
             )
 
     def reserved(self, world_id: str, period: str = SETUP_PERIOD) -> Spend:
-        """What live reservations (calls in flight) hold of a world's period now."""
+        """What live reservations (calls in flight) hold of a world's period now.
+        Inspection API (operators' scripts, tests)."""
         world_id, period = _spend_key(world_id, period)
         with self._transaction() as conn:
             return self._live_reserved(conn, world_id, period, now_utc())
@@ -409,7 +401,8 @@ class SpendStore(UnitStore):
         usd: float = 0.0,
     ) -> Spend:
         """Raise ``BudgetExceeded`` if the request would not fit beside what is spent and
-        reserved, without counting it (to stop a step early)."""
+        reserved, without counting it. Inspection API (operators' scripts, tests): the
+        pipeline reserves instead, which checks and counts in one write."""
         requested = Spend(images, text_calls, usd)
         world_id, period = _spend_key(world_id, period)
         with self._transaction() as conn:

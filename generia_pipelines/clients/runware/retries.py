@@ -17,7 +17,11 @@ from tenacity import (
 )
 from tenacity.stop import stop_base
 
-from generia_pipelines.clients.runware.errors import RunwareError, RunwareUnreachable
+from generia_pipelines.clients.runware.errors import (
+    RunwareError,
+    RunwareUnavailable,
+    RunwareUnreachable,
+)
 from generia_pipelines.clients.runware.redaction import redact
 from generia_pipelines.clients.runware.settings import RunwareSettings
 
@@ -79,5 +83,9 @@ async def with_retries(settings: RunwareSettings, what: str, call: Callable[[], 
                 return await call()
     except RunwareError as exc:
         exc.attempts = attempt_number
+        if isinstance(exc, RunwareUnavailable) and exc.billed is False:
+            # An outage that outlived the retries, with nothing pending at Runware: trying
+            # again soon (a step retry) only waits on it.
+            exc.retryable = False
         raise
     raise AssertionError("unreachable: tenacity either returns or raises")
