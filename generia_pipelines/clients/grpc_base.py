@@ -219,14 +219,15 @@ class GrpcClient:
             log.warning("%s at %s: %s", ours.full_name, address, contract.summary())
         return contract
 
-    async def _retrying(self, action: Callable[[], Awaitable[T]]) -> T:
-        """``action`` retried on transient failures, like every call of this client."""
+    def _retry_policy(
+        self,
+        transient: Callable[[BaseException], bool],
+        *,
+        before_sleep: Callable[[RetryCallState], None] | None = None,
+    ) -> AsyncRetrying:
+        """This client's retries: its attempts, exponential backoff with jitter."""
         settings = self.settings
-
-        def transient(exc: BaseException) -> bool:
-            return isinstance(exc, ReflectionUnavailable) and exc.code in RETRYABLE_CODES
-
-        async for attempt in AsyncRetrying(
+        return AsyncRetrying(
             stop=stop_after_attempt(settings.max_attempts),
             wait=wait_exponential_jitter(
                 multiplier=settings.backoff_initial_s,
@@ -234,8 +235,17 @@ class GrpcClient:
                 max=settings.backoff_max_s,
             ),
             retry=retry_if_exception(transient),
+            before_sleep=before_sleep,
             reraise=True,
-        ):
+        )
+
+    async def _retrying(self, action: Callable[[], Awaitable[T]]) -> T:
+        """``action`` retried on transient failures, like every call of this client."""
+
+        def transient(exc: BaseException) -> bool:
+            return isinstance(exc, ReflectionUnavailable) and exc.code in RETRYABLE_CODES
+
+        async for attempt in self._retry_policy(transient):
             with attempt:
                 return await action()
         raise AssertionError("unreachable: tenacity either returns or raises")
@@ -296,17 +306,7 @@ class GrpcClient:
 
         attempts = 0
         try:
-            async for attempt in AsyncRetrying(
-                stop=stop_after_attempt(settings.max_attempts),
-                wait=wait_exponential_jitter(
-                    multiplier=settings.backoff_initial_s,
-                    jitter=settings.backoff_initial_s,
-                    max=settings.backoff_max_s,
-                ),
-                retry=retry_if_exception(_is_transient),
-                before_sleep=_log_retry,
-                reraise=True,
-            ):
+            async for attempt in self._retry_policy(_is_transient, before_sleep=_log_retry):
                 with attempt:
                     attempts = attempt.retry_state.attempt_number
                     try:
