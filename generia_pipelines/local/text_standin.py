@@ -10,7 +10,8 @@ deterministic per unit of work, and a re-ask gets the same, valid, answer.
 
 Faults, settable at run time from any thread (:class:`TextFaults`), each a share of requests
 drawn from a seeded RNG: HTTP 429 / 500, added latency, replies that are not JSON, JSON that
-violates the schema, and replies cut off at the token limit (``finish_reason: length``).
+violates the schema, replies cut off at the token limit (``finish_reason: length``), and
+replies written in the wrong language (a Russian world answered in English, and back).
 It lets a chaos run drive the real ``openai`` backend, re-asks and retries included, offline.
 """
 
@@ -25,7 +26,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Final
 
 from aiohttp import web
@@ -33,6 +34,7 @@ from pydantic import BaseModel, ValidationError
 
 from generia_pipelines.clients.text.base import stable_seed
 from generia_pipelines.generation import offline
+from generia_pipelines.generation.language import LANGUAGES
 from generia_pipelines.generation.prompts import PromptInputs, WorldInfo
 from generia_pipelines.generation.schemas import (
     SCHEMAS,
@@ -50,6 +52,7 @@ _RATES: Final = (
     "invalid_json_rate",
     "schema_violation_rate",
     "truncated_rate",
+    "wrong_language_rate",
 )
 _NONE = "(none)"
 
@@ -64,6 +67,7 @@ class TextFaults:
     invalid_json_rate: float = 0.0
     schema_violation_rate: float = 0.0
     truncated_rate: float = 0.0
+    wrong_language_rate: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
     _rng: random.Random = field(default_factory=random.Random, repr=False, compare=False)
 
@@ -197,12 +201,19 @@ def _profile(text: str, name: str) -> CharacterProfile | None:
     )
 
 
+def _language(text: str) -> str:
+    """The code of ``World language: Russian (ru)``; empty (detected) when absent."""
+    found = re.search(r"\(([a-z]{2})\)$", _value(text, "World language:"))
+    return found.group(1) if found and found.group(1) in LANGUAGES else ""
+
+
 def prompt_inputs(text: str) -> PromptInputs:
     """The structured inputs of a rendered prompt, read back from its labelled lines."""
     world = WorldInfo(
         name=_value(text, "World name:") or "this world",
         description=_value(text, "World description:"),
         prompt=_value(text, "What its creator asked for:"),
+        language=_language(text),
     )
     brief = None
     if "In short:" in text:
@@ -242,6 +253,12 @@ def prompt_inputs(text: str) -> PromptInputs:
 
 
 # --------------------------------------------------------------------------- answers
+
+
+def _in_other_language(inputs: PromptInputs) -> PromptInputs:
+    """The same inputs for a world in another language: a model that slipped."""
+    other = next(code for code in LANGUAGES if code != inputs.world.language)
+    return replace(inputs, world=replace(inputs.world, language=other))
 
 
 def _violate(answer: dict[str, Any]) -> dict[str, Any]:
@@ -350,6 +367,9 @@ class TextStandin:
 
     def _reply(self, schema: type[BaseModel], inputs: PromptInputs, seed: int) -> tuple[str, str]:
         """The reply text and finish reason: the offline answer, maybe broken on purpose."""
+        if self.faults.draw("wrong_language_rate"):
+            self.stats.count("injected", "wrong_language")
+            inputs = _in_other_language(inputs)
         answer = offline.build(schema, inputs, seed).model_dump(mode="json")
         text = json.dumps(answer, ensure_ascii=False)
         if self.faults.draw("invalid_json_rate"):
