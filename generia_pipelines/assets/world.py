@@ -95,8 +95,8 @@ def language_metadata(spec: WorldSpec) -> dict[str, str]:
 
 
 def reopen_if_changed(book: Ledger, spec: WorldSpec) -> str:
-    """If the world's name, prompt or description changed since its brief was written,
-    forget the brief so that it is written anew, and say why; else "".
+    """If the world's name, prompt or description (or its language) changed since its brief
+    was written, forget the brief so that it is written anew, and say why; else "".
 
     The characters made from the old brief stay on the platform with their profiles; the
     new brief shapes the posts from now on. A brief written before fingerprints were kept
@@ -110,7 +110,8 @@ def reopen_if_changed(book: Ledger, spec: WorldSpec) -> str:
         return ""
     book.reopen_text(unit.key)
     return (
-        f"the world's name, prompt or description changed since its brief was written "
+        f"the world's name, prompt or description changed, or its language did, since its "
+        "brief was written "
         f"(fingerprint {before} -> {now}): the brief is written anew; characters made "
         "before keep their profiles, and posts from now on follow the new brief"
     )
