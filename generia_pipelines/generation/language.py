@@ -16,6 +16,7 @@ import functools
 import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -55,12 +56,12 @@ def supported_list() -> str:
     return ", ".join(lang.label for lang in LANGUAGES.values())
 
 
-def _by_name() -> dict[str, str]:
-    names: dict[str, str] = {}
-    for lang in LANGUAGES.values():
-        for name in (lang.code, lang.name, lang.native):
-            names[name.casefold()] = lang.code
-    return names
+#: Every way a catalog may name a supported language, casefolded, to its code.
+_NAMES = {
+    name.casefold(): lang.code
+    for lang in LANGUAGES.values()
+    for name in (lang.code, lang.name, lang.native)
+}
 
 
 def _other_language(value: str) -> str | None:
@@ -84,7 +85,7 @@ def language_code(value: str) -> str:
     text = value.strip()
     head = text.replace("_", "-").split("-", 1)[0]
     for candidate in (text, head):
-        code = _by_name().get(candidate.casefold())
+        code = _NAMES.get(candidate.casefold())
         if code is not None:
             return code
     other = _other_language(head) if head else None
@@ -103,7 +104,7 @@ def language_named(value: str) -> Language:
 
 
 @functools.cache
-def _detector() -> object:
+def _detector() -> Any:
     """lingua's detector for the supported languages only: small, fast, built once."""
     from lingua import IsoCode639_1, LanguageDetectorBuilder
     from lingua import Language as LinguaLanguage
@@ -116,7 +117,7 @@ def _detector() -> object:
 
 @functools.lru_cache(maxsize=4096)
 def _detect(text: str) -> str | None:
-    found = _detector().detect_language_of(text)  # type: ignore[attr-defined]
+    found = _detector().detect_language_of(text)
     return None if found is None else str(found.iso_code_639_1.name).lower()
 
 
