@@ -11,7 +11,8 @@ deterministic per unit of work, and a re-ask gets the same, valid, answer.
 Faults, settable at run time from any thread (:class:`TextFaults`), each a share of requests
 drawn from a seeded RNG: HTTP 429 / 500, added latency, replies that are not JSON, JSON that
 violates the schema, replies cut off at the token limit (``finish_reason: length``), and
-replies written in the wrong language (a Russian world answered in English, and back).
+replies written in the wrong language (a Russian world answered in English, and back),
+always or only before a re-ask.
 It lets a chaos run drive the real ``openai`` backend, re-asks and retries included, offline.
 """
 
@@ -53,6 +54,7 @@ _RATES: Final = (
     "schema_violation_rate",
     "truncated_rate",
     "wrong_language_rate",
+    "wrong_language_first_rate",
 )
 _NONE = "(none)"
 
@@ -68,6 +70,8 @@ class TextFaults:
     schema_violation_rate: float = 0.0
     truncated_rate: float = 0.0
     wrong_language_rate: float = 0.0
+    #: Only a conversation's first reply: a model that slips, then corrects when re-asked.
+    wrong_language_first_rate: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
     _rng: random.Random = field(default_factory=random.Random, repr=False, compare=False)
 
@@ -340,7 +344,8 @@ class TextStandin:
         seed = body.get("seed")
         if not isinstance(seed, int) or isinstance(seed, bool):
             seed = stable_seed(str(user), schema_name)
-        text, finish = self._reply(schema, prompt_inputs(str(user)), seed)
+        first = not any(m.get("role") == "assistant" for m in messages)
+        text, finish = self._reply(schema, prompt_inputs(str(user)), seed, first)
         self.stats.count("answered")
         self.stats.count("by_schema", schema_name)
         prompt_tokens = sum(len(str(m.get("content", ""))) for m in messages) // 4
@@ -365,9 +370,13 @@ class TextStandin:
             }
         )
 
-    def _reply(self, schema: type[BaseModel], inputs: PromptInputs, seed: int) -> tuple[str, str]:
-        """The reply text and finish reason: the offline answer, maybe broken on purpose."""
-        if self.faults.draw("wrong_language_rate"):
+    def _reply(
+        self, schema: type[BaseModel], inputs: PromptInputs, seed: int, first: bool
+    ) -> tuple[str, str]:
+        """The reply text and finish reason: the offline answer, maybe broken on purpose
+        (``first``: the conversation's first reply, not a re-ask)."""
+        slips = first and self.faults.draw("wrong_language_first_rate")
+        if slips or self.faults.draw("wrong_language_rate"):
             self.stats.count("injected", "wrong_language")
             inputs = _in_other_language(inputs)
         answer = offline.build(schema, inputs, seed).model_dump(mode="json")

@@ -7,13 +7,18 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import Any
 
-from dagster import AssetKey, AssetRecordsFilter
-from pipeline_helpers import Bed
+from dagster import AssetKey, AssetRecordsFilter, DagsterInstance, materialize
+from pipeline_helpers import SETUP, Bed
 
 from generia_pipelines.generation.language import ENGLISH, script_share
 from generia_pipelines.generation.schemas import valid_tag
+from generia_pipelines.local.runware_standin import RunwareComponent
+from generia_pipelines.local.stack import StackConfig, ThreadedStack
+from generia_pipelines.local.text_standin import TextComponent
+from generia_pipelines.resources.text import TextGenerationResource
 
 DAY = "2026-11-20"
 RUSSIAN = {
@@ -118,3 +123,45 @@ def test_a_language_set_in_the_catalog_rewrites_a_brief_written_in_another(bed: 
     assert again["outcome"] == "regenerated" and again["language"] == "ru (Russian)"
     assert "or its language" in again["regenerated_because"]
     assert again["summary"] != first["summary"] and _CYRILLIC_WORD.search(again["summary"])
+
+
+def test_a_model_slipping_into_english_is_reasked_and_the_world_stays_russian(
+    tmp_path: Path,
+) -> None:
+    """The whole pipeline on the ``openai`` backend against the text stand-in, which answers
+    every first ask in English: each is re-asked, and what reaches the platform is Russian."""
+    runware, text = RunwareComponent(), TextComponent(seed=5)
+    stack = ThreadedStack(StackConfig(data_dir=tmp_path / "stack"), [runware, text]).start()
+    try:
+        with DagsterInstance.ephemeral() as instance:
+            ledger = f"sqlite:///{tmp_path / 'ledger.sqlite'}"
+            bed = Bed(stack, runware, tmp_path / "worlds.yaml", ledger, instance)
+            bed.write_worlds([{**RUSSIAN, "characters": 3, "posts_per_day": 4}])
+            assert text.standin is not None
+            text.standin.faults.set(wrong_language_first_rate=1.0)
+            model = TextGenerationResource(
+                backend="openai",
+                base_url=stack.env["GENERIA_TEXT_BASE_URL"],
+                api_key=stack.env["GENERIA_TEXT_API_KEY"],
+                model=stack.env["GENERIA_TEXT_MODEL"],
+                max_reasks=1,
+            )
+            resources = bed.resources(text=model)
+            instance.add_dynamic_partitions("worlds", ["kanaly"])
+            setup = materialize(
+                SETUP, partition_key="kanaly", resources=resources, instance=instance
+            )
+            assert setup.success
+            assert bed.day("kanaly", DAY, resources=resources).success
+            stats = text.standin.stats.snapshot()
+            # Brief, plan, 3 profiles, 3 avatar prompts, 4 posts: each first answer slipped.
+            # All were re-asked but the avatar prompts, which are English in every world.
+            assert stats.injected["wrong_language"] == 12 and stats.answered == 12 + 9
+            assert stats.by_schema["AvatarPrompt"] == 3 and stats.by_schema["PostDraft"] == 8
+            people, posts = bed.platform("kanaly", "characters"), bed.platform("kanaly", "posts")
+            assert len(people) == 3 and len(posts) == 4
+            bios = [json.loads(person["meta"])["bio"] for person in people]
+            for written in [*bios, *(post["caption"] for post in posts)]:
+                assert not _LATIN_WORD.findall(written), written
+    finally:
+        stack.stop()
