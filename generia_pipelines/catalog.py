@@ -1,7 +1,8 @@
 """The worlds catalog: which worlds the pipeline populates, and how much.
 
 Two sources behind one async interface: the World service (when ``GENERIA_WORLD_ADDR`` is
-set) or a YAML file (``GENERIA_WORLDS_FILE``, default ``worlds.yaml``). Every problem is
+set; ``catalog_service.py``) or a YAML file (``GENERIA_WORLDS_FILE``, default
+``worlds.yaml``; this module). Every problem is
 reported with the file, the world and the field, so one edit fixes them all. A file that
 cannot be read as a catalog (invalid YAML, no ``worlds`` list) stops every world; a bad
 world, in the file or from the service, is skipped and reported, so it does not stop the
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import os
 import unicodedata
 from collections.abc import Hashable, Sequence
@@ -36,9 +36,15 @@ from pydantic import (
 )
 
 from generia_pipelines.budget import Budget, BudgetOverrides
-from generia_pipelines.clients.errors import GeneriaError
-from generia_pipelines.clients.records import World
-from generia_pipelines.partitions import InvalidWorldKey, validate_world_key
+from generia_pipelines.errors import GeneriaError
+from generia_pipelines.generation.language import (
+    ENGLISH,
+    UnsupportedLanguage,
+    detect_language,
+    language_code,
+    supported_list,
+)
+from generia_pipelines.partitions import validate_world_key
 
 WORLDS_FILE_VARIABLE = "GENERIA_WORLDS_FILE"
 DEFAULT_WORLDS_FILE = "worlds.yaml"
@@ -49,6 +55,8 @@ DEFAULT_POSTS_PER_DAY = 10
 MAX_POSTS_PER_DAY = 250
 #: Key of the pipeline's own settings inside a service world's ``params`` JSON.
 PARAMS_KEY = "pipeline"
+#: Key of the world's language inside a service world's ``params`` JSON (``"ru"``).
+LANGUAGE_KEY = "language"
 #: Length limits of a world's texts: they go into every prompt, so they are bounded.
 NAME_MAX = 200
 PROMPT_MAX = 4000
@@ -80,6 +88,9 @@ class WorldSpec(BaseModel):
     name: str
     prompt: Annotated[str, Field(min_length=1)]
     description: str = ""
+    #: The language every text of the world is written in (a code, ``ru``); when the
+    #: catalog gives none, the one its name, prompt and description are written in.
+    language: Annotated[str, Field(validate_default=True)] = ""
     characters: Annotated[int, Field(strict=True, ge=1, le=MAX_CHARACTERS)] = DEFAULT_CHARACTERS
     posts_per_day: Annotated[int, Field(strict=True, ge=1, le=MAX_POSTS_PER_DAY)] = (
         DEFAULT_POSTS_PER_DAY
@@ -112,10 +123,34 @@ class WorldSpec(BaseModel):
             raise ValueError(problem)
         return value
 
+    @field_validator("language")
+    @classmethod
+    def _known_language(cls, value: str, info: ValidationInfo) -> str:
+        if value:
+            try:
+                return language_code(value)
+            except UnsupportedLanguage as exc:
+                raise ValueError(str(exc)) from None
+        texts = [info.data.get(key, "") for key in ("name", "prompt", "description")]
+        if "prompt" not in info.data:  # the prompt is refused already; nothing to tell by
+            return ""
+        found = detect_language(text for text in texts if isinstance(text, str))
+        if found is None:
+            raise ValueError(
+                "is not set, and the world's name, prompt and description do not tell it "
+                f"(no word of a supported language); set it to one of {supported_list()}"
+            )
+        return found
+
     def fingerprint(self) -> str:
-        """What the world's brief is written from (name, prompt, description), hashed: a
-        brief whose fingerprint differs was written for another version of the world."""
-        source = "\x1f".join((self.name, self.prompt, self.description))
+        """What the world's brief is written from (name, prompt, description, language),
+        hashed: a brief whose fingerprint differs was written for another version of the
+        world. English is left out: every brief written before worlds had a language was
+        English, so those stay current and the others are written anew."""
+        parts = [self.name, self.prompt, self.description]
+        if self.language != ENGLISH.code:
+            parts.append(self.language)
+        source = "\x1f".join(parts)
         return hashlib.sha256(source.encode("utf-8")).hexdigest()[:16]
 
     def setup_budget(self) -> Budget:
@@ -378,7 +413,7 @@ def _problems(
     for error in exc.errors():
         path = ".".join(str(part) for part in error["loc"])
         problems.append(
-            CatalogProblem(_explain(error), world=label, field=path or None, world_id=world_id)
+            CatalogProblem(explain(error), world=label, field=path or None, world_id=world_id)
         )
     return problems
 
@@ -389,7 +424,7 @@ def _shown(value: object) -> str:
     return text if len(text) <= _SHOWN_MAX else f"{text[: _SHOWN_MAX - 2]}…{text[-1]}"
 
 
-def _explain(error: Any) -> str:
+def explain(error: Any) -> str:
     """A pydantic error as a person would phrase it, with the offending value."""
     kind, loc = error["type"], error["loc"]
     if kind == "missing":
@@ -486,155 +521,3 @@ class FileCatalog:
             "new_worlds_sensor sets it up; a partition whose world is in no catalog is "
             "retired by the sensor"
         )
-
-
-class WorldSource(Protocol):
-    """What ServiceCatalog needs of the World service client."""
-
-    async def all_worlds(self) -> list[World]: ...
-
-    async def get_world(self, world_id: str) -> World: ...
-
-
-@dataclass(frozen=True)
-class MappedWorld:
-    """A service world translated: the spec, or why it was skipped; plus adjustments."""
-
-    world_id: str
-    spec: WorldSpec | None
-    skipped: str | None = None
-    notes: tuple[str, ...] = ()
-
-
-def _count(value: int, default: int, maximum: int, what: str, source: str, notes: list[str]) -> int:
-    if value <= 0:
-        notes.append(f"{source} is {value}; using the default {default} {what}")
-        return default
-    if value > maximum:
-        notes.append(f"{source} is {value}; capped at the platform's maximum {maximum} {what}")
-        return maximum
-    return value
-
-
-def map_world(world: World) -> MappedWorld:
-    """Translate a World service record into a ``WorldSpec``.
-
-    - ``users_count`` is the world's character target (CreateWorld's ``characters_count``
-      lands there); 0 means unset and takes the platform default 25, more than 40 is capped.
-    - ``posts_count`` becomes ``posts_per_day``: the platform's number is what one
-      generation pass of the world produces (1-250, CreateWorld's ``posts_count``), and the
-      pipeline's pass is a day, so the world owner's number keeps its meaning and its
-      bounds. 0 takes the default 10, more than 250 is capped.
-    - ``params`` (JSON) may carry ``{"pipeline": {"posts_per_day": n, "budget": {...}}}``
-      to override the daily count and the budgets; a malformed block is noted and ignored.
-    """
-    notes: list[str] = []
-    try:
-        validate_world_key(world.id)
-    except InvalidWorldKey as exc:
-        return MappedWorld(world.id, None, skipped=str(exc))
-    if not world.prompt.strip():
-        return MappedWorld(world.id, None, skipped="it has no prompt")
-    prefix = f"world {world.id!r}: "
-    characters = _count(
-        world.users_count, DEFAULT_CHARACTERS, MAX_CHARACTERS, "characters", "users_count", notes
-    )
-    posts = _count(
-        world.posts_count,
-        DEFAULT_POSTS_PER_DAY,
-        MAX_POSTS_PER_DAY,
-        "posts a day",
-        "posts_count",
-        notes,
-    )
-    fields: dict[str, Any] = {
-        "id": world.id,
-        "name": world.name,
-        "prompt": world.prompt,
-        "description": world.description,
-        "characters": characters,
-        "posts_per_day": posts,
-    }
-    try:
-        spec = WorldSpec.model_validate(fields)
-    except ValidationError as exc:  # the world's own texts (a 10 kB prompt, an escape code)
-        return MappedWorld(world.id, None, skipped=_details(exc))
-    overrides = _pipeline_params(world.params, notes)
-    if overrides:
-        try:
-            spec = WorldSpec.model_validate({**fields, **overrides})
-        except ValidationError as exc:
-            notes.append(f"params.{PARAMS_KEY} ignored ({_details(exc)})")
-    return MappedWorld(world.id, spec, notes=tuple(prefix + note for note in notes))
-
-
-def _details(exc: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {_explain(e)}" for e in exc.errors())
-
-
-def _pipeline_params(params: str | None, notes: list[str]) -> dict[str, Any]:
-    if not params:
-        return {}
-    try:
-        decoded = json.loads(params)
-    except ValueError:
-        notes.append("params is not JSON; pipeline overrides ignored")
-        return {}
-    block = decoded.get(PARAMS_KEY) if isinstance(decoded, dict) else None
-    if block is None:
-        return {}
-    if not isinstance(block, dict):
-        notes.append(f"params.{PARAMS_KEY} is not an object; ignored")
-        return {}
-    allowed = {"posts_per_day", "budget"}
-    unknown = sorted(set(block) - allowed)
-    if unknown:
-        notes.append(f"params.{PARAMS_KEY} keys {unknown} are not used (only {sorted(allowed)})")
-    return {key: value for key, value in block.items() if key in allowed}
-
-
-class ServiceCatalog:
-    """The worlds of the World service, mapped by ``map_world``; unusable ones are skipped."""
-
-    def __init__(self, world_client: WorldSource) -> None:
-        self._client = world_client
-
-    @property
-    def source(self) -> str:
-        return "World service"
-
-    async def list_worlds(self) -> CatalogListing:
-        worlds: list[WorldSpec] = []
-        skipped: list[SkippedWorld] = []
-        notes: list[str] = []
-        seen: set[str] = set()
-        for world in await self._client.all_worlds():
-            mapped = map_world(world)
-            notes.extend(mapped.notes)
-            if mapped.spec is None:
-                skipped.append(SkippedWorld(world.id, mapped.skipped or "unusable"))
-            elif mapped.spec.id in seen:
-                skipped.append(SkippedWorld(world.id, "the service listed this id twice"))
-            else:
-                seen.add(mapped.spec.id)
-                worlds.append(mapped.spec)
-        return CatalogListing(self.source, tuple(worlds), tuple(skipped), tuple(notes))
-
-    async def get_world(self, world_id: str) -> WorldSpec:
-        validate_world_key(world_id)
-        mapped = map_world(await self._client.get_world(world_id))
-        if mapped.spec is None:
-            raise UnusableWorld(world_id, mapped.skipped or "unusable")
-        return mapped.spec
-
-    async def get_worlds(self, world_ids: Sequence[str]) -> dict[str, WorldSpec | Exception]:
-        """Each world or the error looking it up raised, one GetWorld each, side by side."""
-
-        async def one(world_id: str) -> WorldSpec | Exception:
-            try:
-                return await self.get_world(world_id)
-            except Exception as exc:  # each world's own error, raised by its own partition
-                return exc
-
-        found = await asyncio.gather(*(one(world_id) for world_id in world_ids))
-        return dict(zip(world_ids, found, strict=True))

@@ -7,7 +7,6 @@ Platform-facing checks ask the platform itself, not the ledger, what exists.
 from __future__ import annotations
 
 import asyncio
-import re
 import warnings
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TypeVar
@@ -24,7 +23,7 @@ from dagster import (
 
 from generia_pipelines.clients.errors import RpcError, Unimplemented
 from generia_pipelines.clients.platform import CharacterClient, MediaClient, PostClient
-from generia_pipelines.generation.schemas import PostDraft
+from generia_pipelines.generation.schemas import PostDraft, valid_tag
 from generia_pipelines.ledger import Ledger, Unit
 
 CHARACTER_COUNT = "character_count_reached"
@@ -48,7 +47,6 @@ DESCRIPTIONS = {
 
 CAPTION_MAX = 2200
 TAGS_MAX = 10
-_TAG = re.compile(r"^[a-z0-9_]{1,32}$")
 #: Platform reads in flight at once while checking (a world has up to 250 posts a day).
 CHECK_CONCURRENCY = 32
 
@@ -135,7 +133,7 @@ def caption_rules(drafts: list[PostDraft], asset: AssetKey | None = None) -> Ass
             problems.append(f"draft {index}: caption length {len(draft.caption)}")
         if not 1 <= len(draft.tags) <= TAGS_MAX or len(set(draft.tags)) != len(draft.tags):
             problems.append(f"draft {index}: {len(draft.tags)} tags (or repeated)")
-        problems.extend(f"draft {index}: bad tag {t!r}" for t in draft.tags if not _TAG.match(t))
+        problems.extend(f"draft {index}: bad tag {t!r}" for t in draft.tags if not valid_tag(t))
     return AssetCheckResult(
         asset_key=asset,
         check_name=CAPTION_RULES,

@@ -172,6 +172,11 @@ def _add_demo_parser(subparsers: Any) -> None:
     parser.add_argument("--world-name", default="", help="display name (default: from the id)")
     parser.add_argument("--prompt", default=demo.DEFAULT_PROMPT, help="the world's theme")
     parser.add_argument(
+        "--language",
+        default="",
+        help="the world's language: ru or en (default: detected from the name and prompt)",
+    )
+    parser.add_argument(
         "--characters", type=int, default=demo.DEFAULT_CHARACTERS, help="(default: %(default)s)"
     )
     parser.add_argument(
@@ -211,6 +216,7 @@ def _run_demo(args: argparse.Namespace) -> int:
             world_id=args.world_id,
             world_name=args.world_name,
             prompt=args.prompt,
+            language=args.language,
             characters=args.characters,
             posts=args.posts,
             days=args.days,

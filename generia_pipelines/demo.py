@@ -98,6 +98,8 @@ class DemoOptions:
     world_id: str = DEFAULT_WORLD_ID
     world_name: str = ""
     prompt: str = DEFAULT_PROMPT
+    #: The world's language (``ru``, ``en``); empty: detected from the name and prompt.
+    language: str = ""
     characters: int = DEFAULT_CHARACTERS
     posts: int = DEFAULT_POSTS
     days: int = DEFAULT_DAYS
@@ -161,6 +163,7 @@ class DemoReport:
     world_id: str
     world_name: str
     days: tuple[str, ...]
+    language: str = ""
     characters: int = 0
     new_characters: int = 0
     avatars: int = 0
@@ -208,12 +211,18 @@ def demo_days(days: int, last_day: date | None = None, start: str | None = None)
 def validate_options(options: DemoOptions) -> None:
     """Refuse what the pipeline would refuse later, with the flag to change."""
     from generia_pipelines.catalog import MAX_CHARACTERS, MAX_POSTS_PER_DAY
+    from generia_pipelines.generation.language import language_code
     from generia_pipelines.partitions import validate_world_key
 
     try:
         validate_world_key(options.world_id)
     except ValueError as exc:
         raise DemoError(f"--world-id: {exc}") from None
+    if options.language:
+        try:
+            language_code(options.language)
+        except ValueError as exc:
+            raise DemoError(f"--language: {exc}") from None
     if not 1 <= options.characters <= MAX_CHARACTERS:
         raise DemoError(f"--characters must be within 1..{MAX_CHARACTERS}")
     if not 1 <= options.posts <= MAX_POSTS_PER_DAY:
@@ -362,18 +371,17 @@ def run_demo(options: DemoOptions, progress: Callable[[str], None] | None = None
 
     home = ensure_dagster_home(options.home)
     data_dir = options.stack_dir.absolute()
-    worlds_file = write_worlds_file(
-        options.worlds_file,
-        [
-            {
-                "id": options.world_id,
-                "name": options.name,
-                "prompt": options.prompt.strip(),
-                "characters": options.characters,
-                "posts_per_day": options.posts,
-            }
-        ],
-    )
+    entry: dict[str, Any] = {
+        "id": options.world_id,
+        "name": options.name,
+        "prompt": options.prompt.strip(),
+        "characters": options.characters,
+        "posts_per_day": options.posts,
+    }
+    if options.language:
+        entry["language"] = options.language
+    worlds_file = write_worlds_file(options.worlds_file, [entry])
+    language = world_language(worlds_file)
 
     runware = RunwareComponent()
     config = StackConfig(data_dir=data_dir, host=options.host, http_port=options.http_port)
@@ -444,6 +452,7 @@ def run_demo(options: DemoOptions, progress: Callable[[str], None] | None = None
                 world,
                 world_name=options.name,
                 prompt=options.prompt.strip(),
+                language=language,
                 post_days=post_days,
             )
             feed_path = write_feed(feed, options.feed)
@@ -459,6 +468,7 @@ def run_demo(options: DemoOptions, progress: Callable[[str], None] | None = None
         world_id=options.world_id,
         world_name=options.name,
         days=tuple(day.isoformat() for day in days),
+        language=language,
         characters=len(people),
         new_characters=len(people) - characters_before,
         avatars=sum(1 for p in people if p.get("avatar_media_id")),
@@ -479,6 +489,18 @@ def run_demo(options: DemoOptions, progress: Callable[[str], None] | None = None
     )
 
 
+def world_language(worlds_file: Path) -> str:
+    """The demo world's language as the pipeline will see it (given, or detected); a world
+    whose language cannot be told is refused here, before the stack starts."""
+    from generia_pipelines.catalog import WorldsFileError, load_worlds_file
+
+    try:
+        [world] = load_worlds_file(worlds_file)
+    except WorldsFileError as exc:
+        raise DemoError(f"{exc} (pass --language)") from None
+    return world.language
+
+
 def dev_hint(options: DemoOptions) -> str:
     """The ``dev`` command that opens the demo's runs in the UI on the same stack and ledger."""
     import shlex
@@ -497,6 +519,12 @@ def dev_hint(options: DemoOptions) -> str:
     return shlex.join(["generia-pipelines", "dev", *args])
 
 
+def _language_label(code: str) -> str:
+    from generia_pipelines.generation.language import LANGUAGES
+
+    return LANGUAGES[code].label if code in LANGUAGES else "?"
+
+
 def format_summary(report: DemoReport) -> str:
     """The summary a person reads after the demo (no secrets: no keys, no URLs with them)."""
 
@@ -506,6 +534,7 @@ def format_summary(report: DemoReport) -> str:
     lines = [
         f"Generia demo: world {report.world_id} ({report.world_name}), "
         f"days {', '.join(report.days)}",
+        row("language", _language_label(report.language)),
         row(
             "characters",
             f"{report.characters} on the platform ({report.new_characters} new), "

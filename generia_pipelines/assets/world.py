@@ -17,6 +17,7 @@ from dagster import (
 from generia_pipelines import checks
 from generia_pipelines.catalog import WorldSpec
 from generia_pipelines.cost_report import OTHER, cost_of
+from generia_pipelines.generation.language import LANGUAGES
 from generia_pipelines.generation.planning import CHARACTERS, avatar_key, brief_key
 from generia_pipelines.generation.prompts import render_world_brief
 from generia_pipelines.generation.schemas import WorldBrief
@@ -81,11 +82,22 @@ def stored_brief(ledger: Ledger, world_id: str) -> WorldBrief:
 
 #: The payload entry naming what a brief was written from (WorldSpec.fingerprint).
 FINGERPRINT = "world_fingerprint"
+#: The payload entry naming the language the brief (and all the world's texts) are in.
+LANGUAGE = "language"
+
+
+def language_metadata(spec: WorldSpec) -> dict[str, str]:
+    """The world's language as the UI shows it, and where it came from."""
+    given = "language" in spec.model_fields_set
+    return {
+        "language": LANGUAGES[spec.language].label,
+        "language_source": "the catalog" if given else "detected from the name and prompt",
+    }
 
 
 def reopen_if_changed(book: Ledger, spec: WorldSpec) -> str:
-    """If the world's name, prompt or description changed since its brief was written,
-    forget the brief so that it is written anew, and say why; else "".
+    """If the world's name, prompt or description (or its language) changed since its brief
+    was written, forget the brief so that it is written anew, and say why; else "".
 
     The characters made from the old brief stay on the platform with their profiles; the
     new brief shapes the posts from now on. A brief written before fingerprints were kept
@@ -99,7 +111,8 @@ def reopen_if_changed(book: Ledger, spec: WorldSpec) -> str:
         return ""
     book.reopen_text(unit.key)
     return (
-        f"the world's name, prompt or description changed since its brief was written "
+        f"the world's name, prompt or description changed, or its language did, since its "
+        "brief was written "
         f"(fingerprint {before} -> {now}): the brief is written anew; characters made "
         "before keep their profiles, and posts from now on follow the new brief"
     )
@@ -130,15 +143,16 @@ async def make_brief(
         changed = reopen_if_changed(book, spec)
         if changed:
             work.log.warning(f"brief of {spec.id}: {changed}")
+        notes = {FINGERPRINT: spec.fingerprint(), LANGUAGE: spec.language}
         brief, outcome, unit = await work.text_for(
-            key, WorldBrief, render_world_brief(spec), notes={FINGERPRINT: spec.fingerprint()}
+            key, WorldBrief, render_world_brief(spec), notes=notes
         )
         if world.configured and not unit.done:
             # Merge into the world's params: other keys belong to the platform.
             claims.ensure(key)
             current = await world.client.get_world(spec.id)
             params = _params(current.params)
-            params["brief"] = brief.model_dump(mode="json")
+            params["brief"] = {**brief.model_dump(mode="json"), LANGUAGE: spec.language}
             await world.client.update_world_params(spec.id, params, idempotency_key=f"{key}/params")
             pushed = True
         book.record_created(key)
@@ -149,6 +163,7 @@ async def make_brief(
         asset_key=BRIEF_ASSET,
         metadata={
             "world": spec.name,
+            **language_metadata(spec),
             "source": source,
             "outcome": "regenerated" if changed else outcome.value,
             "regenerated_because": changed or "not regenerated",

@@ -374,8 +374,5 @@ STOPWORDS = frozenset(
     world worlds people everyone someone something character characters post posts social
     network generia make made like want wants please create every full many kind lots
     will shall each place places thing things where live lives living
-    это этот эта эти который которая которые которых где когда как для или все всё мир
-    мира миром люди людей очень если чтобы между также такой такие только тоже после
-    перед через будет были было быть есть свой своих свои может могут нужно
     """.split()
 )

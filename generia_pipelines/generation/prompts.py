@@ -15,8 +15,16 @@ from datetime import date
 from pathlib import Path
 from typing import Literal, Protocol
 
+from generia_pipelines.generation.language import (
+    ENGLISH,
+    LANGUAGES,
+    Language,
+    detect_language,
+    language_code,
+)
 from generia_pipelines.generation.schemas import (
     CHARACTER_BATCH_MAX,
+    TAG_RULE,
     CharacterConcept,
     CharacterProfile,
     WorldBrief,
@@ -45,15 +53,38 @@ class WorldLike(Protocol):
 
 @dataclass(frozen=True)
 class WorldInfo:
-    """The creator-given description of a world, the seed of everything generated in it."""
+    """The creator-given description of a world, the seed of everything generated in it.
+
+    ``language`` is the code of the language its texts are written in; left empty it is
+    detected from the world's own words (English when they give no clue).
+    """
 
     name: str
     description: str
     prompt: str
+    language: str = ""
+
+    def __post_init__(self) -> None:
+        code = self.language and language_code(self.language)
+        if not code:
+            code = detect_language((self.name, self.prompt, self.description)) or ENGLISH.code
+        object.__setattr__(self, "language", code)
+
+    @property
+    def lang(self) -> Language:
+        return LANGUAGES[self.language]
 
     @classmethod
     def of(cls, world: WorldLike) -> WorldInfo:
-        return cls(name=world.name, description=world.description, prompt=world.prompt)
+        """The world's texts and language: a catalog world carries its language, a bare
+        platform record has it detected."""
+        code = getattr(world, "language", "")
+        return cls(
+            name=world.name,
+            description=world.description,
+            prompt=world.prompt,
+            language=code if isinstance(code, str) else "",
+        )
 
 
 @dataclass(frozen=True)
@@ -113,6 +144,8 @@ def world_block(world: WorldInfo, brief: WorldBrief | None = None) -> str:
             "world_name": world.name,
             "world_description": world.description or "(none)",
             "world_prompt": world.prompt or "(none)",
+            "language": world.lang.name,
+            "language_code": world.lang.code,
         },
     )
     if brief is None:
@@ -150,7 +183,8 @@ def roster_summary(earlier: Sequence[CharacterConcept]) -> str:
 
 
 def _prompt(kind: PromptKind, user: str, inputs: PromptInputs) -> Prompt:
-    return Prompt(kind=kind, system=render("system", {}), user=user, inputs=inputs)
+    system = render("system", {"language": inputs.world.lang.name})
+    return Prompt(kind=kind, system=system, user=user, inputs=inputs)
 
 
 def render_world_brief(world: WorldLike) -> Prompt:
@@ -239,6 +273,8 @@ def render_post_draft(
             "speaking_style": profile.speaking_style,
             "appearance": profile.appearance,
             "recent_posts": "\n".join(f"- {p}" for p in recent) or "(none yet)",
+            "language": info.lang.name,
+            "tag_rule": TAG_RULE,
         },
     )
     inputs = PromptInputs(

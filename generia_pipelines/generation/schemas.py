@@ -8,24 +8,57 @@ invents keys is re-asked rather than silently trusted.
 
 from __future__ import annotations
 
-import re
+import unicodedata
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
 
 #: Platform limits (Generia's character and post services).
 DISPLAY_NAME_MAX = 64
 CAPTION_MAX = 2200
 TAGS_MAX = 10
 TAG_MAX = 32
-TAG_PATTERN = rf"^[a-z0-9_]{{1,{TAG_MAX}}}$"
+#: What a tag may hold: the platform keeps tags as plain strings, so any script will do.
+TAG_RULE = f"lowercase letters of any alphabet, digits or underscores, 1-{TAG_MAX} characters"
 #: Characters are planned in batches of at most this many (the platform's batch size).
 CHARACTER_BATCH_MAX = 10
 #: Runware accepts prompts up to 3000 characters; stay well inside it.
 IMAGE_PROMPT_MAX = 1000
 
-_TAG_RE = re.compile(TAG_PATTERN)
-_NOT_TAG_CHAR = re.compile(r"[^a-z0-9_]+")
+#: Unicode categories of a tag's characters besides ``_``: letters that are not upper- or
+#: titlecase (scripts without case, like Arabic or Han, count as lowercase), the marks some
+#: scripts write vowels with, decimal digits.
+_TAG_CATEGORIES = frozenset({"Ll", "Lm", "Lo", "Mn", "Mc", "Nd"})
+
+
+def _tag_char(char: str) -> bool:
+    return char == "_" or unicodedata.category(char) in _TAG_CATEGORIES
+
+
+def valid_tag(tag: str) -> bool:
+    """Whether ``tag`` keeps the tag rule (``ночной_рынок``, ``night_market``, ``2026``)."""
+    return 1 <= len(tag) <= TAG_MAX and all(_tag_char(c) for c in tag)
+
+
+def _nfc(value: object) -> object:
+    # A composed "й" and one written as "и" + a combining breve are the same tag.
+    return unicodedata.normalize("NFC", value) if isinstance(value, str) else value
+
+
+def _check_tag(tag: str) -> str:
+    if not valid_tag(tag):
+        shown = "".join(sorted({c for c in tag if not _tag_char(c)}))
+        what = f"it contains {shown!r}" if shown else f"it is {len(tag)} characters long"
+        raise ValueError(f"a tag is {TAG_RULE}, without '#'; {what}")
+    return tag
 
 
 def _text(max_length: int, min_length: int = 1) -> StringConstraints:
@@ -34,8 +67,9 @@ def _text(max_length: int, min_length: int = 1) -> StringConstraints:
 
 Tag = Annotated[
     str,
-    StringConstraints(pattern=TAG_PATTERN),
-    Field(description="Lowercase letters, digits or underscores, 1-32 characters, no '#'"),
+    BeforeValidator(_nfc),
+    AfterValidator(_check_tag),
+    Field(description=f"A tag: {TAG_RULE}, no '#'"),
 ]
 ShortText = Annotated[str, _text(60)]
 OneLine = Annotated[str, _text(DISPLAY_NAME_MAX)]
@@ -155,14 +189,22 @@ class PostDraft(_Schema):
 
 
 def normalize_tag(text: str) -> str | None:
-    """Turn free text ('#Night Market') into a valid tag ('night_market'), or None if empty.
+    """Turn free text ('#Night Market', '#Ночной Рынок') into a valid tag ('night_market',
+    'ночной_рынок'), or None if nothing is left.
 
     For code that builds tags itself (the offline backend, asset code); model replies are
     validated strictly instead, so a model learns the rule from the re-ask.
     """
-    tag = _NOT_TAG_CHAR.sub("_", text.strip().lstrip("#").lower()).strip("_")
+    lowered = unicodedata.normalize("NFC", text.strip().lstrip("#").lower())
+    runs: list[str] = []
+    for char in lowered:  # each run of other characters becomes one "_"
+        if _tag_char(char):
+            runs.append(char)
+        elif not runs or runs[-1] != "\x00":
+            runs.append("\x00")
+    tag = "".join(runs).replace("\x00", "_").strip("_")
     tag = tag[:TAG_MAX].rstrip("_")
-    return tag if tag and _TAG_RE.match(tag) else None
+    return tag if valid_tag(tag) else None
 
 
 #: Every schema the pipeline asks for, by name (the offline backend can build each one).

@@ -10,7 +10,9 @@ deterministic per unit of work, and a re-ask gets the same, valid, answer.
 
 Faults, settable at run time from any thread (:class:`TextFaults`), each a share of requests
 drawn from a seeded RNG: HTTP 429 / 500, added latency, replies that are not JSON, JSON that
-violates the schema, and replies cut off at the token limit (``finish_reason: length``).
+violates the schema, replies cut off at the token limit (``finish_reason: length``), and
+replies written in the wrong language (a Russian world answered in English, and back),
+always or only before a re-ask.
 It lets a chaos run drive the real ``openai`` backend, re-asks and retries included, offline.
 """
 
@@ -25,7 +27,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Final
 
 from aiohttp import web
@@ -33,6 +35,7 @@ from pydantic import BaseModel, ValidationError
 
 from generia_pipelines.clients.text.base import stable_seed
 from generia_pipelines.generation import offline
+from generia_pipelines.generation.language import LANGUAGES
 from generia_pipelines.generation.prompts import PromptInputs, WorldInfo
 from generia_pipelines.generation.schemas import (
     SCHEMAS,
@@ -50,6 +53,8 @@ _RATES: Final = (
     "invalid_json_rate",
     "schema_violation_rate",
     "truncated_rate",
+    "wrong_language_rate",
+    "wrong_language_first_rate",
 )
 _NONE = "(none)"
 
@@ -64,6 +69,9 @@ class TextFaults:
     invalid_json_rate: float = 0.0
     schema_violation_rate: float = 0.0
     truncated_rate: float = 0.0
+    wrong_language_rate: float = 0.0
+    #: Only a conversation's first reply: a model that slips, then corrects when re-asked.
+    wrong_language_first_rate: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
     _rng: random.Random = field(default_factory=random.Random, repr=False, compare=False)
 
@@ -197,12 +205,19 @@ def _profile(text: str, name: str) -> CharacterProfile | None:
     )
 
 
+def _language(text: str) -> str:
+    """The code of ``World language: Russian (ru)``; empty (detected) when absent."""
+    found = re.search(r"\(([a-z]{2})\)$", _value(text, "World language:"))
+    return found.group(1) if found and found.group(1) in LANGUAGES else ""
+
+
 def prompt_inputs(text: str) -> PromptInputs:
     """The structured inputs of a rendered prompt, read back from its labelled lines."""
     world = WorldInfo(
         name=_value(text, "World name:") or "this world",
         description=_value(text, "World description:"),
         prompt=_value(text, "What its creator asked for:"),
+        language=_language(text),
     )
     brief = None
     if "In short:" in text:
@@ -242,6 +257,12 @@ def prompt_inputs(text: str) -> PromptInputs:
 
 
 # --------------------------------------------------------------------------- answers
+
+
+def _in_other_language(inputs: PromptInputs) -> PromptInputs:
+    """The same inputs for a world in another language: a model that slipped."""
+    other = next(code for code in LANGUAGES if code != inputs.world.language)
+    return replace(inputs, world=replace(inputs.world, language=other))
 
 
 def _violate(answer: dict[str, Any]) -> dict[str, Any]:
@@ -323,7 +344,8 @@ class TextStandin:
         seed = body.get("seed")
         if not isinstance(seed, int) or isinstance(seed, bool):
             seed = stable_seed(str(user), schema_name)
-        text, finish = self._reply(schema, prompt_inputs(str(user)), seed)
+        first = not any(m.get("role") == "assistant" for m in messages)
+        text, finish = self._reply(schema, prompt_inputs(str(user)), seed, first)
         self.stats.count("answered")
         self.stats.count("by_schema", schema_name)
         prompt_tokens = sum(len(str(m.get("content", ""))) for m in messages) // 4
@@ -348,8 +370,15 @@ class TextStandin:
             }
         )
 
-    def _reply(self, schema: type[BaseModel], inputs: PromptInputs, seed: int) -> tuple[str, str]:
-        """The reply text and finish reason: the offline answer, maybe broken on purpose."""
+    def _reply(
+        self, schema: type[BaseModel], inputs: PromptInputs, seed: int, first: bool
+    ) -> tuple[str, str]:
+        """The reply text and finish reason: the offline answer, maybe broken on purpose
+        (``first``: the conversation's first reply, not a re-ask)."""
+        slips = first and self.faults.draw("wrong_language_first_rate")
+        if slips or self.faults.draw("wrong_language_rate"):
+            self.stats.count("injected", "wrong_language")
+            inputs = _in_other_language(inputs)
         answer = offline.build(schema, inputs, seed).model_dump(mode="json")
         text = json.dumps(answer, ensure_ascii=False)
         if self.faults.draw("invalid_json_rate"):

@@ -8,7 +8,8 @@ import os
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from generia_pipelines.catalog import CatalogListing, FileCatalog, ServiceCatalog, WorldCatalog
+from generia_pipelines.catalog import CatalogListing, FileCatalog, WorldCatalog
+from generia_pipelines.catalog_service import ServiceCatalog
 from generia_pipelines.clients.contract import CONTRACT_VARIABLE, ContractMode
 from generia_pipelines.clients.grpc_base import ChannelSettings
 from generia_pipelines.clients.platform import WorldClient

@@ -20,11 +20,11 @@ from pipeline_helpers import SETUP, Bed
 
 from generia_pipelines.catalog import (
     FileCatalog,
-    ServiceCatalog,
     UnusableWorld,
     WorldsFileError,
     load_worlds_file,
 )
+from generia_pipelines.catalog_service import ServiceCatalog
 from generia_pipelines.clients.grpc_base import ChannelSettings
 from generia_pipelines.clients.platform import WorldClient
 from generia_pipelines.generation.prompts import render_world_brief

@@ -183,7 +183,12 @@ def test_demo_days_end_yesterday_and_respect_the_start_date() -> None:
 
 @pytest.mark.parametrize(
     ("overrides", "flag"),
-    [({"world_id": "Bad|id"}, "--world-id"), ({"characters": 41}, "--characters")],
+    [
+        ({"world_id": "Bad|id"}, "--world-id"),
+        ({"characters": 41}, "--characters"),
+        ({"language": "fr"}, "--language: 'fr' \\(French\\) is not a supported language"),
+        ({"prompt": "海港城市", "world_name": "港湾"}, "field 'language'.*pass --language"),
+    ],
 )
 def test_bad_options_fail_before_starting_anything(
     tmp_path: Path, overrides: dict[str, Any], flag: str
@@ -191,6 +196,44 @@ def test_bad_options_fail_before_starting_anything(
     with pytest.raises(DemoError, match=flag):
         run_demo(_options(tmp_path, **overrides))
     assert not (tmp_path / "stack").exists()
+
+
+KANALY_PROMPT = "Город каналов, где стеклодувы и ночные паромщики делят одни и те же мосты"
+
+
+def test_demo_takes_the_language_and_writes_the_world_in_it(tmp_path: Path) -> None:
+    """``--language ru`` on a world whose name is English: names, bios, captions and tags in
+    Russian, the feed page in Russian (and declared so), image prompts in English."""
+    args = build_parser().parse_args(["demo", "--language", "ru", "--world-id", "kanaly"])
+    assert args.language == "ru"
+    report = run_demo(
+        _options(
+            tmp_path,
+            world_id="kanaly",
+            world_name="Canal City",
+            prompt=KANALY_PROMPT,
+            language="ru",
+            characters=2,
+            posts=3,
+        )
+    )
+    assert report.success, report.error
+    assert report.language == "ru"
+    assert "language     ru (Russian)" in format_summary(report)
+    [world] = load_worlds_file(tmp_path / "worlds.yaml")
+    assert world.language == "ru"  # written to the catalog, not left to detection
+
+    texts = _captions_and_names(tmp_path)
+    assert len(texts) == 2 + 3
+    for text in texts:  # only the world's own (English) name may be in Latin letters
+        latin = re.findall(r"[A-Za-z]+", text)
+        assert set(latin) <= {"Canal", "City"}, text
+        assert re.search("[а-яё]", text, re.IGNORECASE), text
+    page = _feed_text(report.feed_path)
+    assert '<html lang="ru">' in page and '<meta charset="utf-8">' in page
+    assert "<h2>Лента</h2>" in page and "2 персонажа · 3 поста" in page
+    tags = re.findall(r"<li>#([^<]+)</li>", page)
+    assert tags and all(re.fullmatch(r"[а-яё0-9_]+|canal_city", tag) for tag in tags), tags
 
 
 def test_feed_escapes_text_and_refuses_non_image_uris() -> None:

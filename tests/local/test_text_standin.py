@@ -130,6 +130,7 @@ def test_prompt_inputs_are_read_back_from_the_rendered_prompt() -> None:
         ("invalid_json_rate", "not valid JSON"),
         ("schema_violation_rate", "Extra inputs are not permitted"),
         ("truncated_rate", "finish_reason=length"),
+        ("wrong_language_rate", "summary: must be written in English"),
     ],
 )
 async def test_bad_replies_are_re_asked_then_refused(

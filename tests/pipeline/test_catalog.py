@@ -15,7 +15,6 @@ from generia_pipelines.catalog import (
     DEFAULT_POSTS_PER_DAY,
     CatalogListing,
     FileCatalog,
-    ServiceCatalog,
     UnknownWorld,
     UnusableWorld,
     WorldCatalog,
@@ -23,8 +22,8 @@ from generia_pipelines.catalog import (
     WorldSpec,
     default_worlds_file,
     load_worlds_file,
-    map_world,
 )
+from generia_pipelines.catalog_service import ServiceCatalog, map_world
 from generia_pipelines.clients.records import World
 from generia_pipelines.partitions import InvalidWorldKey
 

@@ -16,7 +16,8 @@ from text_helpers import BRIEF, PROFILE, WORLD, post_task
 
 from generia_pipelines.clients.records import World
 from generia_pipelines.clients.text import LocalTextGenerator, TextGenerationError, TextTask
-from generia_pipelines.generation.offline import keywords
+from generia_pipelines.generation.morphology import parses
+from generia_pipelines.generation.offline_en import keywords
 from generia_pipelines.generation.prompts import (
     render_avatar_prompt,
     render_character_batch,
@@ -195,6 +196,16 @@ async def test_every_schema_is_valid_for_odd_worlds(world: World) -> None:
     assert len({p.caption for p in feed.posts}) == 24
 
 
+def lemmas(text: str) -> set[str]:
+    """The dictionary forms of the nouns of a Russian text."""
+    found = set()
+    for word in text.replace(",", " ").replace(".", " ").split():
+        readings = parses(word.strip("«»:;!?…()—").lower())
+        if readings and readings[0].tag.POS == "NOUN":
+            found.add(readings[0].normal_form)
+    return found
+
+
 async def test_russian_world_words_theme_the_posts() -> None:
     world = World(
         id="ru",
@@ -203,8 +214,10 @@ async def test_russian_world_words_theme_the_posts() -> None:
         prompt="Стимпанк, латунные маяки, угри, контрабандисты чая и вечный туман.",
     )
     feed = await populate(world, characters=5, posts=10)
-    world_words = set(keywords([world.prompt, world.description, world.name]))
-    assert all(world_words & set(keywords([p.caption])) for p in feed.posts)
+    # The world's nouns come back declined ("у маяков", "о тумане"): compare lemmas.
+    world_nouns = lemmas(" ".join([world.prompt, world.description, world.name]))
+    assert {"маяк", "угорь", "туман", "гавань"} <= world_nouns
+    assert all(world_nouns & lemmas(p.caption) for p in feed.posts)
 
 
 async def test_a_batch_never_reuses_a_name_from_the_summary() -> None:

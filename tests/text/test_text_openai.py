@@ -54,7 +54,11 @@ async def test_valid_reply_is_parsed_and_request_is_complete(chat_server: ChatSe
     schema = fmt["json_schema"]["schema"]
     assert schema["additionalProperties"] is False
     assert schema["required"] == ["caption", "tags", "image_prompt"]
-    assert schema["properties"]["tags"]["items"]["pattern"] == "^[a-z0-9_]{1,32}$"
+    tags = schema["properties"]["tags"]
+    rule = tags["items"]["description"]
+    assert "lowercase letters of any alphabet, digits or underscores" in rule
+    assert "; in English" in tags["description"]  # the world's language
+    assert "in English, for the image model" in schema["properties"]["image_prompt"]["description"]
     assert [m["role"] for m in request["messages"]] == ["system", "user"]
     assert "Mira Vale" in request["messages"][1]["content"]
     assert chat_server.headers[0]["Authorization"] == f"Bearer {API_KEY}"
@@ -126,7 +130,7 @@ async def test_schema_violation_is_reasked_then_fails_naming_schema_and_field(
     assert "posts/lantern-harbour/2026-11-24/0" in message
     assert API_KEY not in message
     reask = chat_server.requests[1]["messages"][-1]["content"]
-    assert "tags.0" in reask and "should match pattern" in reask
+    assert "tags.0" in reask and "a tag is lowercase letters of any alphabet" in reask
 
 
 async def test_missing_and_extra_fields_are_named(chat_server: ChatServer) -> None:

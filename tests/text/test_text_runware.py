@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 from aiohttp import WSMsgType, web
+from test_text_language import ENGLISH_POST, RUSSIAN_POST
+from test_text_language import post_task as russian_post_task
 from text_helpers import VALID_POST, as_json, post_task
 
 from generia_pipelines.clients.errors import ConfigError
@@ -155,3 +157,14 @@ def test_missing_settings_name_the_variable() -> None:
     with pytest.raises(ConfigError, match="GENERIA_TEXT_MODEL"):
         RunwareTextGenerator(api_key=RUNWARE_KEY, model=" ")
     assert RUNWARE_KEY not in repr(RunwareTextGenerator(api_key=RUNWARE_KEY, model="m"))
+
+
+async def test_a_reply_in_the_wrong_language_is_reasked(standin: TextStandIn) -> None:
+    standin.script.extend([text(as_json(ENGLISH_POST)), text(as_json(RUSSIAN_POST))])
+    async with make(standin) as generator:
+        result = await generator.generate(russian_post_task())
+    assert result.value.caption == RUSSIAN_POST["caption"] and result.usage.attempts == 2
+    system = standin.tasks[0]["settings"]["systemPrompt"]
+    assert "Write every text in Russian" in system and "; in Russian" in system
+    reask = standin.tasks[1]["messages"][-1]["content"]
+    assert "caption: must be written in Russian" in reask

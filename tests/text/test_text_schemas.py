@@ -54,7 +54,8 @@ def test_valid_post_draft_passes() -> None:
         ({"tags": ["Fog"]}, "tags.0"),
         ({"tags": ["ok", "sea fog"]}, "tags.1"),
         ({"tags": ["ok", "a" * 33]}, "tags.1"),
-        ({"tags": ["ok", "туман"]}, "tags.1"),
+        ({"tags": ["ok", "Туман"]}, "tags.1"),
+        ({"tags": ["ok", "ночной рынок"]}, "tags.1"),
         ({"tags": ["fog", "fog"]}, "tags"),
         ({"image_prompt": "short"}, "image_prompt"),
         ({"image_prompt": "x" * 1001}, "image_prompt"),
@@ -76,6 +77,16 @@ def test_post_draft_limits_are_inclusive() -> None:
         }
     )
     assert len(draft.caption) == 2200 and len(draft.tags) == 10
+
+
+def test_tags_of_any_script_within_the_same_limits() -> None:
+    tags = ["ночь", "ночной_рынок", "日本", "straße", "2026", "я" * 32]
+    draft = PostDraft.model_validate({**VALID_POST, "tags": tags})
+    assert draft.tags == tags
+    decomposed = "ночь_и\u0306"  # "й" written as "и" + a combining breve
+    assert PostDraft.model_validate({**VALID_POST, "tags": [decomposed]}).tags == ["ночь_й"]
+    with pytest.raises(ValidationError):
+        PostDraft.model_validate({**VALID_POST, "tags": ["я" * 33]})
 
 
 def test_whitespace_is_trimmed_before_limits() -> None:
@@ -147,7 +158,9 @@ def test_schemas_are_frozen() -> None:
         ("  sea-fog!! ", "sea_fog"),
         ("a" * 40, "a" * 32),
         ("###", None),
-        ("туман", None),
+        ("туман", "туман"),
+        ("#Ночной Рынок", "ночной_рынок"),
+        ("🌊", None),
         ("Tea_Smugglers_2", "tea_smugglers_2"),
     ],
 )

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ValidationError
 
 from generia_pipelines.clients.text.base import TextResult, TextTask, TextUsage
 from generia_pipelines.clients.text.errors import InvalidOutputError, TextGenerationError
-from generia_pipelines.clients.text.structured import rejection_of
+from generia_pipelines.clients.text.structured import language_rejection, rejection_of
 from generia_pipelines.generation import offline
 
 T = TypeVar("T", bound=BaseModel)
@@ -46,8 +46,10 @@ class LocalTextGenerator:
         raw = built.model_dump_json()
         try:
             value = task.schema.model_validate_json(raw)
-        except ValidationError as exc:  # a bug in the word banks; re-asking would not help
+            rejection = language_rejection(value, task.prompt.inputs)
+        except ValidationError as exc:
             rejection = rejection_of(exc)
+        if rejection is not None:  # a bug in the word banks; re-asking would not help
             raise InvalidOutputError(
                 backend=self.backend,
                 schema=task.schema_name,

@@ -180,7 +180,7 @@ class OpenAICompatibleGenerator(ChatGenerator):
                 "type": "json_schema",
                 "json_schema": {
                     "name": task.schema_name,
-                    "schema": strict_json_schema(task.schema),
+                    "schema": strict_json_schema(task.schema, task.prompt.inputs.world.lang),
                     "strict": True,
                 },
             },

@@ -20,7 +20,17 @@ from pydantic import BaseModel, ValidationError
 
 from generia_pipelines.clients.text.base import TextResult, TextTask, TextUsage
 from generia_pipelines.clients.text.errors import InvalidOutputError
-from generia_pipelines.generation.prompts import render_json_instructions, render_reask
+from generia_pipelines.generation.language import (
+    ENGLISH,
+    IMAGE_FIELDS,
+    Language,
+    language_problems,
+)
+from generia_pipelines.generation.prompts import (
+    PromptInputs,
+    render_json_instructions,
+    render_reask,
+)
 
 log = logging.getLogger(__name__)
 
@@ -75,25 +85,54 @@ def _strictify(node: Any) -> Any:
     return out
 
 
-def strict_json_schema(schema: type[BaseModel]) -> dict[str, Any]:
+def _is_text(node: dict[str, Any]) -> bool:
+    items = node.get("items")
+    return node.get("type") == "string" or (
+        node.get("type") == "array" and isinstance(items, dict) and items.get("type") == "string"
+    )
+
+
+def _with_language(node: Any, lang: Language) -> Any:
+    """Each text property's description says the language it is written in."""
+    if isinstance(node, list):
+        return [_with_language(item, lang) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: _with_language(v, lang) for k, v in node.items()}
+    for name, prop in (out.get("properties") or {}).items():
+        if isinstance(prop, dict) and _is_text(prop):
+            note = (
+                f"in {ENGLISH.name}, for the image model"
+                if name in IMAGE_FIELDS
+                else f"in {lang.name}"
+            )
+            described = prop.get("description")
+            prop["description"] = f"{described}; {note}" if described else note.capitalize()
+    return out
+
+
+def _inlined(schema: type[BaseModel], lang: Language | None) -> Any:
+    raw = schema.model_json_schema()
+    inlined = _resolve_refs(raw, raw.get("$defs", {}))
+    return inlined if lang is None else _with_language(inlined, lang)
+
+
+def strict_json_schema(schema: type[BaseModel], lang: Language | None = None) -> dict[str, Any]:
     """The JSON schema of a model in the subset strict structured outputs accept.
 
     References are inlined (not every provider follows ``$ref``), every object closes
     ``additionalProperties`` and requires all its keys, and string lengths become words in
     the description, since OpenAI's strict mode refuses ``minLength``/``maxLength``. The
-    pydantic model still enforces them, and a reply that breaks one is re-asked.
+    pydantic model still enforces them, and a reply that breaks one is re-asked. With a
+    language, each text's description names the language it must be written in.
     """
-    raw = schema.model_json_schema()
-    inlined = _resolve_refs(raw, raw.get("$defs", {}))
-    result: dict[str, Any] = _strictify(inlined)
+    result: dict[str, Any] = _strictify(_inlined(schema, lang))
     return result
 
 
-def schema_instructions(schema: type[BaseModel]) -> str:
+def schema_instructions(schema: type[BaseModel], lang: Language | None = None) -> str:
     """The schema spelled out in the prompt, for APIs that cannot enforce it themselves."""
-    raw = schema.model_json_schema()
-    inlined = _resolve_refs(raw, raw.get("$defs", {}))
-    text = json.dumps(inlined, ensure_ascii=False, indent=1)
+    text = json.dumps(_inlined(schema, lang), ensure_ascii=False, indent=1)
     return render_json_instructions(schema.__name__, text)
 
 
@@ -187,6 +226,25 @@ def parse_reply(schema: type[T], reply: ChatReply) -> T | Rejection:
     return Rejection((), (f"the reply is not valid JSON ({decode_error})",))
 
 
+def own_names(inputs: PromptInputs) -> tuple[str, ...]:
+    """The words of the world's own names (the world's, its characters'), which a text may
+    keep in their own script: a Russian caption may name a world called "Neon Harbor"."""
+    names = [inputs.world.name, *(c.display_name for c in inputs.earlier)]
+    for person in (inputs.concept, inputs.profile):
+        if person is not None:
+            names.append(person.display_name)
+    return tuple(word for name in names for word in name.split())
+
+
+def language_rejection(value: BaseModel, inputs: PromptInputs) -> Rejection | None:
+    """Why a schema-valid reply is still unusable: a text not in the language it must be in
+    (the world's, or English for image-facing fields); None when every text is."""
+    found = language_problems(value, inputs.world.lang, own_names(inputs))
+    if not found:
+        return None
+    return Rejection(tuple(field for field, _ in found), tuple(problem for _, problem in found))
+
+
 class ChatGenerator(abc.ABC):
     """A chat-model backend: one completion call, plus the shared validate/re-ask loop."""
 
@@ -226,7 +284,8 @@ class ChatGenerator(abc.ABC):
     def _first_messages(self, task: TextTask[Any]) -> list[dict[str, str]]:
         system = task.prompt.system
         if self.schema_in_prompt:
-            system = f"{system}\n\n{schema_instructions(task.schema)}"
+            lang = task.prompt.inputs.world.lang
+            system = f"{system}\n\n{schema_instructions(task.schema, lang)}"
         return [
             {"role": "system", "content": system},
             {"role": "user", "content": task.prompt.user},
@@ -241,6 +300,8 @@ class ChatGenerator(abc.ABC):
             reply = await self._complete(messages, task)
             usage = reply.usage() if usage is None else usage + reply.usage()
             outcome = parse_reply(task.schema, reply)
+            if not isinstance(outcome, Rejection):
+                outcome = language_rejection(outcome, task.prompt.inputs) or outcome
             if not isinstance(outcome, Rejection):
                 return TextResult(
                     value=outcome,
