@@ -1087,7 +1087,3 @@ def main(argv: list[str] | None = None) -> None:
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve_forever())
-
-
-if __name__ == "__main__":
-    main()
