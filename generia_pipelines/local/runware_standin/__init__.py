@@ -33,23 +33,42 @@ import asyncio
 import base64
 import contextlib
 import hashlib
-import io
 import json
 import logging
 import random
 import re
 import threading
 import uuid
-from collections import Counter, OrderedDict, deque
-from dataclasses import MISSING, dataclass, field, fields
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
 from http import HTTPStatus
 from types import TracebackType
-from typing import Any, Final, Self, TypeGuard
+from typing import Any, Self
 
-from PIL import Image, ImageDraw
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
+
+from generia_pipelines.local.runware_standin.drawing import enhance_texts, render_image
+from generia_pipelines.local.runware_standin.faults import Faults, Stats
+from generia_pipelines.local.runware_standin.protocol import (
+    BULKY_FIELDS,
+    DEFAULT_API_KEY,
+    ENHANCE_COST_USD,
+    EXTENSIONS,
+    FORMATS,
+    KEPT_IMAGES,
+    KEPT_UUIDS,
+    MAX_SEED,
+    MODEL_COSTS,
+    OTHER_FORMAT,
+    OUTPUT_TYPES,
+    TaskError,
+    error_entry,
+    int_param,
+    is_uuid,
+    unknown_task_error,
+)
 
 log = logging.getLogger(__name__)
 _API_KEY_FIELD = re.compile(r"""(['"]apiKey['"]\s*:\s*['"])[^'"]*""")
@@ -71,308 +90,6 @@ class _RedactApiKeys(logging.Filter):
 
 _ws_log = logging.getLogger(f"{__name__}.ws")
 _ws_log.addFilter(_RedactApiKeys())
-
-DEFAULT_API_KEY: Final = "local-runware-key"
-#: Model AIR id -> USD per image reported with includeCost.
-MODEL_COSTS: Final[dict[str, float]] = {
-    "runware:100@1": 0.0006,
-    "runware:101@1": 0.0038,
-    "runware:97@2": 0.0019,
-}
-ENHANCE_COST_USD: Final = 0.0002
-MAX_SEED: Final = 9_223_372_036_854_775_807
-_FORMATS: Final[dict[str, tuple[str, str, str]]] = {
-    # outputFormat -> (Pillow format, content type, extension)
-    "PNG": ("PNG", "image/png", "png"),
-    "JPG": ("JPEG", "image/jpeg", "jpg"),
-    "WEBP": ("WEBP", "image/webp", "webp"),
-}
-_OUTPUT_TYPES: Final = ("URL", "base64Data", "dataURI")
-_KEPT_IMAGES: Final = 4096
-_KEPT_UUIDS: Final = 100_000
-_DOCS: Final = "https://runware.ai/docs/en/image-inference/api-reference"
-_ENHANCE_STYLES: Final = (
-    "cinematic lighting, highly detailed, sharp focus",
-    "soft natural light, rich colours, intricate details",
-    "golden hour, shallow depth of field, award-winning photograph",
-    "dramatic composition, volumetric light, ultra detailed",
-    "studio lighting, crisp textures, vibrant palette",
-    "painterly style, atmospheric perspective, fine details",
-)
-
-
-# --------------------------------------------------------------------------- faults & stats
-
-
-@dataclass
-class Faults:
-    """What to break, changeable while serving; counters hit exactly the next N calls,
-    rates a share of calls drawn from the seeded RNG (for chaos runs)."""
-
-    latency_s: float = 0.0
-    error_rate: float = 0.0
-    error_code: str = "timeoutProvider"
-    fail_next: int = 0
-    drop_next: int = 0
-    silent_auth: bool = False
-    nsfw_next: int = 0
-    garbage_next: int = 0
-    #: Share of tasks whose connection is dropped before they are answered.
-    drop_rate: float = 0.0
-    #: Share of images whose bytes are replaced by ones that do not decode.
-    garbage_rate: float = 0.0
-    #: Share of connections whose authentication is never answered.
-    silent_auth_rate: float = 0.0
-    #: Image tasks that are generated and billed, then have their connection dropped before
-    #: the answer is sent: the result waits for ``getResponse`` (or a resubmission).
-    lose_answer_next: int = 0
-    lose_answer_rate: float = 0.0
-    #: Images rendered at half the height asked for.
-    wrong_size_next: int = 0
-    #: Images encoded in another format than outputFormat (labelled as the one asked for).
-    wrong_format_next: int = 0
-    #: Results delivered without any image data (no imageURL/imageBase64Data/imageDataURI).
-    no_data_next: int = 0
-    #: Results delivered without a ``cost`` field although includeCost was set.
-    no_cost_next: int = 0
-    omit_cost: bool = False
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
-    _rng: random.Random = field(default_factory=random.Random, repr=False, compare=False)
-
-    def set(self, **values: Any) -> None:
-        """Set several faults at once (unknown names are refused, not ignored)."""
-        names = {f.name for f in fields(self) if not f.name.startswith("_")}
-        unknown = set(values) - names
-        if unknown:
-            raise ValueError(f"unknown fault(s) {sorted(unknown)}; known: {sorted(names)}")
-        with self._lock:
-            for name, value in values.items():
-                setattr(self, name, value)
-
-    def reset(self) -> None:
-        """Back to a healthy server."""
-        self.set(
-            **{
-                f.name: f.default
-                for f in fields(self)
-                if not f.name.startswith("_") and f.default is not MISSING
-            }
-        )
-
-    def draw(self, rate: str) -> bool:
-        """True for the given share (``*_rate`` attribute) of calls."""
-        with self._lock:
-            value = float(getattr(self, rate))
-            return value > 0 and self._rng.random() < value
-
-    def take(self, counter: str) -> bool:
-        """Consume one unit of a ``*_next`` counter; True when this call is hit."""
-        with self._lock:
-            left = getattr(self, counter)
-            if left > 0:
-                setattr(self, counter, left - 1)
-                return True
-            return False
-
-    def take_error(self) -> bool:
-        with self._lock:
-            if self.fail_next > 0:
-                self.fail_next -= 1
-                return True
-            return self.error_rate > 0 and self._rng.random() < self.error_rate
-
-
-@dataclass
-class Stats:
-    """What the stand-in has done; read a consistent copy with :meth:`snapshot`.
-
-    ``images_generated`` counts every image drawn (each would be billed); the cost is
-    *reported* only with an answer that reached the socket, so an image whose connection
-    died first is counted in ``images_undelivered`` instead. ``garbage_images`` were
-    delivered with bytes that do not decode (a client must discard and regenerate them).
-    ``delivered`` keeps ``(imageUUID, taskUUID, cost, decodable)`` of the latest images
-    delivered, so an audit can name the ones billed but never used. ``resent_tasks`` counts
-    tasks sent again under a taskUUID already answered, with images or an error (the SDK
-    resends its pending tasks after a reconnect, answered or not), and ``resent_uuids`` names
-    them. A resent task under a taskUUID Runware accepted is answered ``conflictTaskUUID``
-    and billed nothing (``conflicts``); ``billed_usd`` is the cost of every image generated,
-    delivered or not; ``answers_lost`` counts images billed whose answer was dropped on
-    purpose (the ``lose_answer`` fault); ``get_responses`` and ``task_details`` count the
-    ``getResponse`` and ``getTaskDetails`` calls served.
-    """
-
-    images_generated: int = 0
-    cost_reported_usd: float = 0.0
-    calls: Counter[str] = field(default_factory=Counter)
-    errors: Counter[str] = field(default_factory=Counter)
-    connections: int = 0
-    open_connections: int = 0
-    auth_failures: int = 0
-    drops: int = 0
-    silent_auths: int = 0
-    garbage_images: int = 0
-    images_undelivered: int = 0
-    resent_tasks: int = 0
-    resent_uuids: deque[str] = field(default_factory=lambda: deque(maxlen=_KEPT_UUIDS))
-    delivered: deque[tuple[str, str, float, bool]] = field(
-        default_factory=lambda: deque(maxlen=_KEPT_UUIDS)
-    )
-    billed_usd: float = 0.0
-    conflicts: int = 0
-    answers_lost: int = 0
-    get_responses: int = 0
-    task_details: int = 0
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
-
-    def snapshot(self) -> Stats:
-        with self._lock:
-            return Stats(
-                images_generated=self.images_generated,
-                cost_reported_usd=self.cost_reported_usd,
-                calls=Counter(self.calls),
-                errors=Counter(self.errors),
-                connections=self.connections,
-                open_connections=self.open_connections,
-                auth_failures=self.auth_failures,
-                drops=self.drops,
-                silent_auths=self.silent_auths,
-                garbage_images=self.garbage_images,
-                images_undelivered=self.images_undelivered,
-                resent_tasks=self.resent_tasks,
-                resent_uuids=deque(self.resent_uuids, maxlen=_KEPT_UUIDS),
-                delivered=deque(self.delivered, maxlen=_KEPT_UUIDS),
-                billed_usd=self.billed_usd,
-                conflicts=self.conflicts,
-                answers_lost=self.answers_lost,
-                get_responses=self.get_responses,
-                task_details=self.task_details,
-            )
-
-    def bump(self, name: str, amount: float = 1) -> None:
-        with self._lock:
-            setattr(self, name, getattr(self, name) + amount)
-
-    def count(self, counter: str, key: str) -> None:
-        with self._lock:
-            getattr(self, counter)[key] += 1
-
-    def record_resend(self, task_uuid: str) -> None:
-        with self._lock:
-            self.resent_tasks += 1
-            self.resent_uuids.append(task_uuid)
-
-    def record_delivery(
-        self, image_uuid: str, task_uuid: str, cost: float, decodable: bool
-    ) -> None:
-        with self._lock:
-            self.delivered.append((image_uuid, task_uuid, cost, decodable))
-
-
-# --------------------------------------------------------------------------- drawing
-
-
-def render_image(prompt: str, seed: int, width: int, height: int, output_format: str) -> bytes:
-    """A deterministic picture: palette and layout from the prompt's hash, details from seed."""
-    digest = hashlib.sha256(prompt.encode()).digest()
-    rng = random.Random(int.from_bytes(digest[:8], "big") ^ seed)
-    first, second = tuple(digest[0:3]), tuple(digest[3:6])
-    mask = Image.linear_gradient("L")
-    mask = mask.transpose(
-        (Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_180, Image.Transpose.ROTATE_270)[
-            digest[6] % 3
-        ]
-    )
-    mask = mask.resize((width, height))
-    image = Image.composite(
-        Image.new("RGB", (width, height), first), Image.new("RGB", (width, height), second), mask
-    )
-    draw = ImageDraw.Draw(image)
-    for index in range(3 + digest[7] % 5):
-        colour = (
-            digest[(8 + 3 * index) % 32],
-            digest[(9 + 3 * index) % 32],
-            rng.randrange(256),
-        )
-        x0, y0 = rng.randrange(width), rng.randrange(height)
-        x1 = min(width, x0 + rng.randrange(width // 8, width // 2))
-        y1 = min(height, y0 + rng.randrange(height // 8, height // 2))
-        shape = (digest[20 + index % 12] + index) % 3
-        if shape == 0:
-            draw.ellipse((x0, y0, x1, y1), fill=colour)
-        elif shape == 1:
-            draw.rectangle((x0, y0, x1, y1), fill=colour)
-        else:
-            draw.polygon([(x0, y1), ((x0 + x1) // 2, y0), (x1, y1)], fill=colour)
-    buffer = io.BytesIO()
-    pillow_format = _FORMATS[output_format][0]
-    if pillow_format == "PNG":
-        image.save(buffer, "PNG", compress_level=1)
-    elif pillow_format == "JPEG":
-        image.save(buffer, "JPEG", quality=90)
-    else:
-        image.save(buffer, "WEBP", quality=80, method=0)
-    return buffer.getvalue()
-
-
-def enhance_texts(prompt: str, versions: int, max_length: int) -> list[str]:
-    """Deterministic 'enhanced' prompts: the prompt plus styles picked from its hash."""
-    digest = hashlib.sha256(prompt.encode()).digest()
-    texts = []
-    for version in range(versions):
-        style = _ENHANCE_STYLES[(digest[0] + version) % len(_ENHANCE_STYLES)]
-        texts.append(f"{prompt.strip()}, {style}"[:max_length])
-    return texts
-
-
-# --------------------------------------------------------------------------- protocol
-
-
-class _TaskError(Exception):
-    def __init__(self, code: str, message: str, parameter: str | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.parameter = parameter
-
-
-def _error(
-    code: str,
-    message: str,
-    *,
-    task_type: str | None,
-    task_uuid: str | None,
-    parameter: str | None = None,
-) -> dict[str, Any]:
-    error: dict[str, Any] = {"code": code, "message": message}
-    if parameter:
-        error["parameter"] = parameter
-        error["documentation"] = f"{_DOCS}#request-{parameter.lower()}"
-    if task_type:
-        error["taskType"] = task_type
-    if task_uuid:
-        error["taskUUID"] = task_uuid
-    return error
-
-
-def _is_uuid(value: Any) -> TypeGuard[str]:
-    if not isinstance(value, str):
-        return False
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return True
-
-
-def _int_param(task: dict[str, Any], name: str, default: int, low: int, high: int) -> int:
-    value = task.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise _TaskError(
-            f"invalid{name[0].upper()}{name[1:]}",
-            f"Invalid value for {name} parameter: must be an integer within {low}..{high}.",
-            name,
-        )
-    return value
 
 
 class RunwareStandin:
@@ -467,9 +184,9 @@ class RunwareStandin:
 
     def _keep_image(self, image_uuid: str, body: bytes, content_type: str) -> str:
         self._images[image_uuid] = (body, content_type)
-        while len(self._images) > _KEPT_IMAGES:
+        while len(self._images) > KEPT_IMAGES:
             self._images.popitem(last=False)
-        extension = _FORMATS_BY_TYPE.get(content_type, "bin")
+        extension = EXTENSIONS.get(content_type, "bin")
         return f"{self.http_url}/images/{image_uuid}.{extension}"
 
     # -- WebSocket ----------------------------------------------------------------------
@@ -487,7 +204,7 @@ class RunwareStandin:
                     await self._send_errors(
                         ws,
                         [
-                            _error(
+                            error_entry(
                                 "invalidJSON",
                                 "The message is not valid JSON.",
                                 task_type=None,
@@ -501,7 +218,7 @@ class RunwareStandin:
                         await self._send_errors(
                             ws,
                             [
-                                _error(
+                                error_entry(
                                     "invalidTask",
                                     "Each task must be an object.",
                                     task_type=None,
@@ -520,7 +237,7 @@ class RunwareStandin:
                         await self._send_errors(
                             ws,
                             [
-                                _error(
+                                error_entry(
                                     "missingApiKey",
                                     "Authenticate before sending tasks.",
                                     task_type=task_type,
@@ -549,7 +266,7 @@ class RunwareStandin:
             await self._send_errors(
                 ws,
                 [
-                    _error(
+                    error_entry(
                         "invalidApiKey",
                         "Invalid API key. Get one at https://my.runware.ai/signup",
                         task_type="authentication",
@@ -560,7 +277,7 @@ class RunwareStandin:
             )
             return False
         session = task.get("connectionSessionUUID")
-        if not _is_uuid(session):
+        if not is_uuid(session):
             session = str(uuid.uuid4())
         await self._send(
             ws, {"data": [{"taskType": "authentication", "connectionSessionUUID": session}]}
@@ -583,11 +300,11 @@ class RunwareStandin:
     async def _run_task(self, ws: ServerConnection, task: dict[str, Any]) -> None:
         task_type = str(task.get("taskType"))
         task_uuid = task.get("taskUUID")
-        if not _is_uuid(task_uuid):
+        if not is_uuid(task_uuid):
             await self._send_errors(
                 ws,
                 [
-                    _error(
+                    error_entry(
                         "invalidTaskUUID",
                         "Invalid value for taskUUID parameter: must be a UUID v4 string.",
                         task_type=task_type,
@@ -610,7 +327,7 @@ class RunwareStandin:
             await self._send_errors(
                 ws,
                 [
-                    _error(
+                    error_entry(
                         "conflictTaskUUID",
                         "A task with this taskUUID was already submitted; use getResponse "
                         "to retrieve its results.",
@@ -627,17 +344,17 @@ class RunwareStandin:
             elif task_type == "promptEnhance":
                 await self._prompt_enhance(ws, task, task_uuid)
             else:
-                raise _TaskError(
+                raise TaskError(
                     "unsupportedTaskType",
                     f"Task type {task_type!r} is not supported by the local Runware stand-in.",
                     "taskType",
                 )
-        except _TaskError as exc:
+        except TaskError as exc:
             self._forget(task_uuid)  # a failed task bills nothing and frees its taskUUID
             await self._send_errors(
                 ws,
                 [
-                    _error(
+                    error_entry(
                         exc.code,
                         exc.message,
                         task_type=task_type,
@@ -656,7 +373,7 @@ class RunwareStandin:
 
     def _mark_answered(self, task_uuid: str) -> None:
         self._answered[task_uuid] = None
-        while len(self._answered) > _KEPT_UUIDS:
+        while len(self._answered) > KEPT_UUIDS:
             self._answered.popitem(last=False)
 
     def _accept(self, task_uuid: str, task: dict[str, Any], expected: list[str]) -> _TaskRecord:
@@ -666,7 +383,7 @@ class RunwareStandin:
             task_type=str(task.get("taskType")), request=request, expected=expected
         )
         self._tasks[task_uuid] = record
-        while len(self._tasks) > _KEPT_UUIDS:
+        while len(self._tasks) > KEPT_UUIDS:
             self._tasks.popitem(last=False)
         return record
 
@@ -676,9 +393,11 @@ class RunwareStandin:
     def _keep_items(self, record: _TaskRecord) -> None:
         """Results are kept for the latest tasks only (they carry the image bytes)."""
         self._with_items.append(record)
-        while len(self._with_items) > _KEPT_IMAGES:
+        while len(self._with_items) > KEPT_IMAGES:
             old = self._with_items.popleft()
-            old.items = [{k: v for k, v in item.items() if k not in _BULKY} for item in old.items]
+            old.items = [
+                {k: v for k, v in item.items() if k not in BULKY_FIELDS} for item in old.items
+            ]
 
     async def _faults_before_answer(self, ws: ServerConnection) -> bool:
         """Latency, then maybe drop or fail; False when the task must not be answered."""
@@ -689,7 +408,7 @@ class RunwareStandin:
             ws.transport.abort()
             return False
         if self.faults.take_error():
-            raise _TaskError(
+            raise TaskError(
                 self.faults.error_code,
                 "The provider did not answer in time; please retry.",
             )
@@ -701,14 +420,14 @@ class RunwareStandin:
         """Answer one image task (or, faults permitting, only generate and bill it)."""
         model = task.get("model")
         if model not in MODEL_COSTS:
-            raise _TaskError(
+            raise TaskError(
                 "invalidModel",
                 f"Invalid value for model parameter: {model!r} is not an available model AIR id.",
                 "model",
             )
         prompt = task.get("positivePrompt")
         if not isinstance(prompt, str) or not 2 <= len(prompt.strip()) <= 3000:
-            raise _TaskError(
+            raise TaskError(
                 "invalidPositivePrompt",
                 "Invalid value for positivePrompt parameter: must have 2..3000 characters.",
                 "positivePrompt",
@@ -722,26 +441,26 @@ class RunwareStandin:
                 or value % 64
                 or not 128 <= value <= 2048
             ):
-                raise _TaskError(
+                raise TaskError(
                     f"invalid{name.capitalize()}",
                     f"Invalid value for {name} parameter: "
                     "must be a multiple of 64 within 128..2048.",
                     name,
                 )
             sizes[name] = value
-        count = _int_param(task, "numberResults", 1, 1, 20)
-        seed = _int_param(task, "seed", self._rng.randrange(1, MAX_SEED), 1, MAX_SEED)
+        count = int_param(task, "numberResults", 1, 1, 20)
+        seed = int_param(task, "seed", self._rng.randrange(1, MAX_SEED), 1, MAX_SEED)
         output_format = task.get("outputFormat", "JPG")
-        if output_format not in _FORMATS:
-            raise _TaskError(
+        if output_format not in FORMATS:
+            raise TaskError(
                 "invalidOutputFormat",
                 "Invalid value for outputFormat parameter: use PNG, JPG or WEBP.",
                 "outputFormat",
             )
         raw_types = task.get("outputType", "URL")
         output_types = raw_types if isinstance(raw_types, list) else [raw_types]
-        if not output_types or any(t not in _OUTPUT_TYPES for t in output_types):
-            raise _TaskError(
+        if not output_types or any(t not in OUTPUT_TYPES for t in output_types):
+            raise TaskError(
                 "invalidOutputType",
                 "Invalid value for outputType parameter: use URL, base64Data or dataURI.",
                 "outputType",
@@ -754,7 +473,7 @@ class RunwareStandin:
         check_content = bool(isinstance(safety, dict) and safety.get("checkContent")) or bool(
             task.get("checkNSFW")
         )
-        content_type = _FORMATS[output_format][1]
+        content_type = FORMATS[output_format][1]
         faults = self.faults
         lose_answer = faults.take("lose_answer_next") or faults.draw("lose_answer_rate")
         for index in range(count):
@@ -764,7 +483,7 @@ class RunwareStandin:
             if faults.take("wrong_size_next"):
                 height = max(64, height // 2)
             if faults.take("wrong_format_next"):
-                drawn_format = _OTHER_FORMAT[output_format]
+                drawn_format = OTHER_FORMAT[output_format]
             body = await asyncio.to_thread(
                 render_image, prompt, image_seed, width, height, drawn_format
             )
@@ -837,7 +556,7 @@ class RunwareStandin:
         self.stats.bump("get_responses")
         record = self._tasks.get(task_uuid)
         if record is None:
-            await self._send_errors(ws, [_unknown_task("getResponse", task_uuid)])
+            await self._send_errors(ws, [unknown_task_error("getResponse", task_uuid)])
             return
         items = self._status_items(record, task_uuid)
         if not await self._send(ws, {"data": items}) or record.task_type != "imageInference":
@@ -866,7 +585,7 @@ class RunwareStandin:
         self.stats.bump("task_details")
         record = self._tasks.get(task_uuid)
         if record is None:
-            await self._send_errors(ws, [_unknown_task("getTaskDetails", task_uuid)])
+            await self._send_errors(ws, [unknown_task_error("getTaskDetails", task_uuid)])
             return
         details = {
             "taskType": "getTaskDetails",
@@ -881,11 +600,11 @@ class RunwareStandin:
     ) -> None:
         prompt = task.get("prompt")
         if not isinstance(prompt, str) or not prompt.strip():
-            raise _TaskError(
+            raise TaskError(
                 "invalidPrompt", "Invalid value for prompt parameter: must not be empty.", "prompt"
             )
-        max_length = _int_param(task, "promptMaxLength", 380, 12, 400)
-        versions = _int_param(task, "promptVersions", 1, 1, 5)
+        max_length = int_param(task, "promptMaxLength", 380, 12, 400)
+        versions = int_param(task, "promptVersions", 1, 1, 5)
         record = self._accept(task_uuid, task, [])
         if not await self._faults_before_answer(ws):
             self._forget(task_uuid)
@@ -926,23 +645,6 @@ class _TaskRecord:
     items: list[dict[str, Any]] = field(default_factory=list)
     decodable: list[bool] = field(default_factory=list)
     sent: set[int] = field(default_factory=set)
-
-
-def _unknown_task(task_type: str, task_uuid: str) -> dict[str, Any]:
-    return _error(
-        "taskNotFound",
-        "No task with this taskUUID was found; it was never accepted or has expired.",
-        task_type=task_type,
-        task_uuid=task_uuid,
-        parameter="taskUUID",
-    )
-
-
-_BULKY: Final = frozenset({"imageBase64Data", "imageDataURI"})
-_OTHER_FORMAT: Final = {"PNG": "JPG", "JPG": "PNG", "WEBP": "PNG"}
-
-
-_FORMATS_BY_TYPE: Final = {content_type: ext for _, content_type, ext in _FORMATS.values()}
 
 
 async def start(
