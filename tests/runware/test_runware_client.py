@@ -310,7 +310,7 @@ async def test_persistent_garbage_raises(standin: RunwareStandin, make_settings:
 async def test_wrong_format_or_size_is_rejected(
     standin: RunwareStandin, make_settings: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from generia_pipelines.local import runware_standin as module
+    from generia_pipelines.local.runware_standin import generation as module
 
     def jpeg_whatever_asked(prompt: str, seed: int, width: int, height: int, fmt: str) -> bytes:
         return render_image(prompt, seed, width // 2, height, "JPG")
