@@ -208,7 +208,8 @@ def _add_demo_parser(subparsers: Any) -> None:
 
 
 def _run_demo(args: argparse.Namespace) -> int:
-    from generia_pipelines.demo import DemoOptions, main_demo
+    from generia_pipelines.demo import DemoOptions
+    from generia_pipelines.demo_run import main_demo
 
     return main_demo(
         DemoOptions(

@@ -15,7 +15,8 @@ import browser_helpers
 import pytest
 from playwright.sync_api import expect
 
-from generia_pipelines.demo import DemoOptions, run_demo
+from generia_pipelines.demo import DemoOptions
+from generia_pipelines.demo_run import run_demo
 
 pytestmark = pytest.mark.timeout(240)
 

@@ -27,9 +27,8 @@ from generia_pipelines.demo import (
     demo_days,
     ensure_dagster_home,
     format_summary,
-    main_demo,
-    run_demo,
 )
+from generia_pipelines.demo_run import main_demo, run_demo
 from generia_pipelines.feed import Feed, FeedCharacter, FeedPost, render_feed
 from generia_pipelines.local.stack import StackConfig, ThreadedStack
 from generia_pipelines.resources.runware import RunwareResource
