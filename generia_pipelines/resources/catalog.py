@@ -10,10 +10,9 @@ from pydantic import Field
 
 from generia_pipelines.catalog import CatalogListing, FileCatalog, WorldCatalog
 from generia_pipelines.catalog_service import ServiceCatalog
-from generia_pipelines.clients.contract import CONTRACT_VARIABLE, ContractMode
 from generia_pipelines.clients.grpc_base import ChannelSettings
 from generia_pipelines.clients.platform import WorldClient
-from generia_pipelines.resources.grpc import WorldResource, env_flag
+from generia_pipelines.resources.grpc import WorldResource
 
 WORLDS_FILE_VAR = "GENERIA_WORLDS_FILE"
 
@@ -33,26 +32,11 @@ class CatalogResource(ConfigurableResource):
 
     def list_outside_run(self) -> CatalogListing:
         """List the worlds from a sensor (no run loop): opens a short-lived World client."""
-        return asyncio.run(_list(self.worlds_file, world_settings_from_environ()))
+        return asyncio.run(_list(self.worlds_file, WorldResource.settings_from_environ()))
 
     @classmethod
     def from_env(cls) -> CatalogResource:
         return cls(worlds_file=os.environ.get(WORLDS_FILE_VAR) or "worlds.yaml")
-
-
-def world_settings_from_environ() -> ChannelSettings | None:
-    """The World service's settings read straight from the environment (None when unset)."""
-    address = os.environ.get("GENERIA_WORLD_ADDR", "")
-    if not address:
-        return None
-    return ChannelSettings(
-        address=address,
-        tls=env_flag("GENERIA_GRPC_TLS"),
-        ca_file=os.environ.get("GENERIA_GRPC_CA_FILE") or None,
-        token=os.environ.get("GENERIA_GRPC_TOKEN") or None,
-        address_variable="GENERIA_WORLD_ADDR",
-        contract_mode=ContractMode.parse(os.environ.get(CONTRACT_VARIABLE, ContractMode.WARN)),
-    )
 
 
 async def _list(worlds_file: str, settings: ChannelSettings | None) -> CatalogListing:

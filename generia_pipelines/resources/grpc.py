@@ -108,21 +108,41 @@ class GrpcServiceResource(ConfigurableResource):
         return self._client
 
     @classmethod
-    def from_env(cls) -> Self:
-        """Build from the GENERIA_* variables, defaulting to the local stack."""
+    def default_address(cls) -> str:
+        """Where the service is when its variable is unset: the local stack."""
+        return LOCAL_ADDRESSES[cls.address_variable]
+
+    @classmethod
+    def _from_environ(cls, *, resolved: bool) -> Self:
+        """The one mapping from GENERIA_* variables to fields. ``resolved=False`` keeps
+        strings as ``EnvVar`` (Dagster resolves them at run time, the token stays hidden);
+        ``resolved=True`` reads their values, for code outside a run (a sensor)."""
+
+        def text(variable: str, default: str | None) -> Any:
+            if not os.environ.get(variable):
+                return default
+            return os.environ[variable] if resolved else EnvVar(variable)
+
         return cls(
-            address=_env_str(cls.address_variable, LOCAL_ADDRESSES[cls.address_variable]),
+            address=text(cls.address_variable, cls.default_address()),
             tls=env_flag("GENERIA_GRPC_TLS"),
-            ca_file=_env_str("GENERIA_GRPC_CA_FILE", None),
-            token=_env_str("GENERIA_GRPC_TOKEN", None),
+            ca_file=text("GENERIA_GRPC_CA_FILE", None),
+            token=text("GENERIA_GRPC_TOKEN", None),
             honours_idempotency=env_flag(IDEMPOTENCY_VARIABLE, default=True),
-            contract_check=_env_str(CONTRACT_VARIABLE, ContractMode.WARN.value),
+            contract_check=text(CONTRACT_VARIABLE, ContractMode.WARN.value),
         )
 
+    @classmethod
+    def from_env(cls) -> Self:
+        """The resource configured from the GENERIA_* variables (for Definitions)."""
+        return cls._from_environ(resolved=False)
 
-def _env_str(name: str, default: str | None) -> Any:
-    """An EnvVar when the variable is set (Dagster resolves it at run time), else the default."""
-    return EnvVar(name) if os.environ.get(name) else default
+    @classmethod
+    def settings_from_environ(cls) -> ChannelSettings | None:
+        """The service's channel settings read from the environment now, outside a run;
+        None when no address is configured."""
+        resource = cls._from_environ(resolved=True)
+        return resource.channel_settings() if resource.address else None
 
 
 class CharacterResource(GrpcServiceResource):
@@ -229,13 +249,6 @@ class WorldResource(GrpcServiceResource):
             yield resource
 
     @classmethod
-    def from_env(cls) -> Self:
+    def default_address(cls) -> str:
         """Unset GENERIA_WORLD_ADDR means the catalog is the worlds file, not the service."""
-        return cls(
-            address=_env_str(cls.address_variable, ""),
-            tls=env_flag("GENERIA_GRPC_TLS"),
-            ca_file=_env_str("GENERIA_GRPC_CA_FILE", None),
-            token=_env_str("GENERIA_GRPC_TOKEN", None),
-            honours_idempotency=env_flag(IDEMPOTENCY_VARIABLE, default=True),
-            contract_check=_env_str(CONTRACT_VARIABLE, ContractMode.WARN.value),
-        )
+        return ""
