@@ -93,7 +93,7 @@ def character_count(
 
 
 async def avatars_confirmed(
-    people: list[Unit],
+    character_units: list[Unit],
     ledger: Ledger,
     avatar_keys: list[str],
     client: CharacterClient,
@@ -112,17 +112,17 @@ async def avatars_confirmed(
             return f"platform avatar {remote.avatar_media_id} != confirmed {unit.media_id}"
         return None
 
-    found = await _each(zip(people, avatar_keys, strict=True), probe)
+    found = await _each(zip(character_units, avatar_keys, strict=True), probe)
     problems = {
         str(person.character_id): problem
-        for person, problem in zip(people, found, strict=True)
+        for person, problem in zip(character_units, found, strict=True)
         if problem is not None
     }
     return AssetCheckResult(
         asset_key=asset,
         check_name=AVATARS_CONFIRMED,
         passed=not problems,
-        metadata={"characters": len(people), "problems": MetadataValue.json(problems)},
+        metadata={"characters": len(character_units), "problems": MetadataValue.json(problems)},
     )
 
 

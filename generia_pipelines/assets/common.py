@@ -25,10 +25,10 @@ from generia_pipelines.ledger import Ledger
 from generia_pipelines.resources.grpc import MediaResource
 from generia_pipelines.resources.runware import RunwareResource
 from generia_pipelines.resources.text import TextGenerationResource
-from generia_pipelines.units.fanout import Outcome, Stages, StepStopped, Tally, fan_out
+from generia_pipelines.units.fanout import Outcome, StepStopped, StepTallies, Tally, fan_out
 from generia_pipelines.units.model import variant_url
-from generia_pipelines.units.session import ClaimSession
 from generia_pipelines.units.work import UnitWork
+from generia_pipelines.units.session import ClaimSession
 
 __all__ = [
     "GROUP",
@@ -36,7 +36,7 @@ __all__ = [
     "RETRY",
     "RUNWARE_POOL",
     "Outcome",
-    "Stages",
+    "StepTallies",
     "Tally",
     "as_failure",
     "contract_md",
@@ -44,7 +44,7 @@ __all__ = [
     "fan_out",
     "image_gallery",
     "retry_is_futile",
-    "stages_failure",
+    "steps_failure",
     "table_md",
     "unit_work",
     "variant_url",
@@ -137,17 +137,17 @@ def unit_work(
     )
 
 
-def stages_failure(stages: Stages) -> Failure | None:
+def steps_failure(steps: StepTallies) -> Failure | None:
     """One Failure naming each stage's dominant cause; not retried if none can be fixed."""
-    if not stages.failed():
+    if not steps.failed():
         return None
-    futile = all(retry_is_futile(e) for e in stages.errors().values())
+    futile = all(retry_is_futile(e) for e in steps.errors().values())
     suffix = f" ({NOT_RETRIED})" if futile else ""
     return Failure(
-        description=stages.summary(suffix),
+        description=steps.summary(suffix),
         metadata={
             "failures": MetadataValue.json(
-                {k: v for _, t in stages.failed() for k, v in t.failed.items()}
+                {k: v for _, t in steps.failed() for k, v in t.failed.items()}
             )
         },
         allow_retries=not futile,

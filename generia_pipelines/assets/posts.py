@@ -37,19 +37,19 @@ from generia_pipelines.resources.grpc import MediaResource, PostResource, WorldR
 from generia_pipelines.resources.ledger import LedgerResource
 from generia_pipelines.resources.runware import RunwareResource
 from generia_pipelines.resources.text import TextGenerationResource
-from generia_pipelines.units.cast import character_profile, posting_characters
 from generia_pipelines.units.causes import MissingPrerequisite
-from generia_pipelines.units.day import DRAFTS as DRAFT_STAGE
-from generia_pipelines.units.day import IMAGES as IMAGE_STAGE
 from generia_pipelines.units.day import (
+    DAY_STEPS,
+    DRAFT_STEP,
+    IMAGE_STEP,
     POSTS,
-    STAGES,
     DayState,
     day_units,
     draft_of,
     make_day,
 )
 from generia_pipelines.units.session import ClaimSession
+from generia_pipelines.units.setup_state import character_profile, posting_characters
 
 from .batch import (
     PartitionOutcome,
@@ -66,21 +66,25 @@ from .common import (
     contract_md,
     fail_fast_on_bad_input,
     image_gallery,
-    stages_failure,
+    steps_failure,
     table_md,
     unit_work,
     variant_url,
 )
-from .world import AVATARS_ASSET, CHARACTERS_ASSET, stored_brief
+from .world import AVATARS_KEY, CHARACTERS_KEY, stored_brief
 
 world_days = world_days_partitions_def()
 with warnings.catch_warnings():  # a beta class in Dagster 1.13, used as documented
     warnings.simplefilter("ignore", category=BetaWarning)
     #: Every day of a world maps to that world's setup partition.
     ONE_WORLD = MultiToSingleDimensionPartitionMapping(partition_dimension_name=WORLD_DIMENSION)
-DRAFTS, IMAGES, POSTS_ASSET = AssetKey("post_drafts"), AssetKey("post_images"), AssetKey("posts")
+DRAFTS_KEY, IMAGES_KEY, POSTS_KEY = (
+    AssetKey("post_drafts"),
+    AssetKey("post_images"),
+    AssetKey("posts"),
+)
 #: The asset of each stage of :mod:`generia_pipelines.units.day`.
-STAGE_ASSETS = {DRAFT_STAGE: DRAFTS, IMAGE_STAGE: IMAGES, POSTS: POSTS_ASSET}
+STEP_ASSET_KEYS = {DRAFT_STEP: DRAFTS_KEY, IMAGE_STEP: IMAGES_KEY, POSTS: POSTS_KEY}
 
 
 @dataclass(frozen=True)
@@ -107,9 +111,9 @@ class DayPosts:
     ) -> None:
         self.worlds, self.claims = worlds, claims
         self.text, self.media, self.runware = resources.text, resources.media, resources.runware
-        self.post, self.book = resources.post, resources.ledger.ledger
+        self.post, self.ledger = resources.post, resources.ledger.ledger
         self.selected = {
-            stage for stage, key in STAGE_ASSETS.items() if key in context.selected_asset_keys
+            stage for stage, key in STEP_ASSET_KEYS.items() if key in context.selected_asset_keys
         }
         # The text and Runware clients bound their own calls; this many posts in flight
         # keeps both busy and lets uploads and publishing overlap the next images.
@@ -122,43 +126,47 @@ class DayPosts:
         spec = self.worlds[world_id]
         if isinstance(spec, Exception):
             raise spec
-        book = self.book
-        brief = stored_brief(book, spec.id)
-        people = {str(u.character_id): u for u in posting_characters(book, spec)}
-        if not people:
+        ledger = self.ledger
+        brief = stored_brief(ledger, spec.id)
+        character_units = {str(u.character_id): u for u in posting_characters(ledger, spec)}
+        if not character_units:
             raise MissingPrerequisite(
                 f"world {spec.id!r} has no characters yet: run populate_world first"
             )
-        if DRAFT_STAGE not in self.selected and not any(
-            u.reached(Stage.TEXT_DONE) for u in day_units(book, spec.id, day)
+        if DRAFT_STEP not in self.selected and not any(
+            u.reached(Stage.TEXT_DONE) for u in day_units(ledger, spec.id, day)
         ):
             raise MissingPrerequisite(
                 f"no drafts for {spec.id} on {day}: materialize post_drafts first"
             )
-        work = unit_work(
+        period_work = unit_work(
             spec.id,
             day.isoformat(),
             spec.daily_budget(),
-            book,
+            ledger,
             self.claims,
             text=self.text,
             runware=self.runware,
             media=self.media,
         )
         state = DayState(
-            spec, day, work, self.post.client, honours_idempotency=self.post.honours_idempotency
+            spec,
+            day,
+            period_work,
+            self.post.client,
+            honours_idempotency=self.post.honours_idempotency,
         )
-        await make_day(state, people, brief, self.selected, self.width)
+        await make_day(state, character_units, brief, self.selected, self.width)
         outcome = PartitionOutcome(key)
-        for stage in STAGES:
-            if stage not in self.selected or state.stages.tallies[stage].failed:
+        for stage in DAY_STEPS:
+            if stage not in self.selected or state.steps.tallies[stage].failed:
                 break
-            if stage == DRAFT_STAGE:
-                outcome.results.append(drafts_result(state, people))
-            elif stage == IMAGE_STAGE:
+            if stage == DRAFT_STEP:
+                outcome.results.append(drafts_result(state, character_units))
+            elif stage == IMAGE_STEP:
                 outcome.results.append(images_result(state))
             else:
-                ready = [u for u in day_units(book, spec.id, day) if u.reached(Stage.CONFIRMED)]
+                ready = [u for u in day_units(ledger, spec.id, day) if u.reached(Stage.CONFIRMED)]
                 waiting = spec.posts_per_day - len(ready)
                 if waiting > 0:
                     outcome.failure = Failure(
@@ -167,7 +175,7 @@ class DayPosts:
                     )
                     return outcome
                 outcome.results.append(await posts_result(state, self.post, self.media))
-        outcome.failure = stages_failure(state.stages)
+        outcome.failure = steps_failure(state.steps)
         return outcome
 
 
@@ -187,7 +195,7 @@ async def make_posts(
     keys = run_partition_keys(context)
     worlds_catalog = catalog.open(resources.world)
     worlds = await worlds_catalog.get_worlds(sorted({world_of(key) for key in keys}))
-    selected = [asset for asset in STAGE_ASSETS.values() if asset in context.selected_asset_keys]
+    selected = [asset for asset in STEP_ASSET_KEYS.values() if asset in context.selected_asset_keys]
     skip = materialized_by_this_run(context, keys, selected)
     posts_each = max(
         (s.posts_per_day for s in worlds.values() if isinstance(s, WorldSpec)), default=1
@@ -204,18 +212,18 @@ async def make_posts(
     return report.failure("world-days")
 
 
-def drafts_result(state: DayState, people: dict[str, Unit]) -> MaterializeResult:
-    drafted = day_units(state.book, state.spec.id, state.day)
-    names = {cid: character_profile(u).display_name for cid, u in people.items()}
+def drafts_result(state: DayState, character_units: dict[str, Unit]) -> MaterializeResult:
+    drafted = day_units(state.ledger, state.spec.id, state.day)
+    names = {cid: character_profile(u).display_name for cid, u in character_units.items()}
     return MaterializeResult(
-        asset_key=DRAFTS,
-        check_results=[checks.caption_rules([draft_of(u) for u in drafted], asset=DRAFTS)],
+        asset_key=DRAFTS_KEY,
+        check_results=[checks.caption_rules([draft_of(u) for u in drafted], asset=DRAFTS_KEY)],
         metadata={
-            **state.stages.tallies[DRAFT_STAGE].metadata(),
+            **state.steps.tallies[DRAFT_STEP].metadata(),
             "posts_planned": len(drafted),
             "authors": len({u.character_id for u in drafted}),
             "cost_usd": cost_of(
-                state.book.paid_calls(state.spec.id),
+                state.ledger.paid_calls(state.spec.id),
                 {POSTS},
                 call_kind="text",
                 partition=state.day.isoformat(),
@@ -237,15 +245,15 @@ def drafts_result(state: DayState, people: dict[str, Unit]) -> MaterializeResult
 
 
 def images_result(state: DayState) -> MaterializeResult:
-    book, spec, day = state.book, state.spec, state.day
-    confirmed = [u for u in day_units(book, spec.id, day) if u.reached(Stage.CONFIRMED)]
+    ledger, spec, day = state.ledger, state.spec, state.day
+    confirmed = [u for u in day_units(ledger, spec.id, day) if u.reached(Stage.CONFIRMED)]
     return MaterializeResult(
-        asset_key=IMAGES,
+        asset_key=IMAGES_KEY,
         metadata={
-            **state.stages.tallies[IMAGE_STAGE].metadata(),
+            **state.steps.tallies[IMAGE_STEP].metadata(),
             "images_confirmed": len(confirmed),
             "cost_usd": cost_of(
-                book.paid_calls(spec.id), {POSTS}, call_kind="image", partition=day.isoformat()
+                ledger.paid_calls(spec.id), {POSTS}, call_kind="image", partition=day.isoformat()
             ),
             "previews": image_gallery(
                 (f"slot {u.slot}", variant_url(u, "thumbnail")) for u in confirmed
@@ -257,18 +265,18 @@ def images_result(state: DayState) -> MaterializeResult:
 async def posts_result(
     state: DayState, post: PostResource, media: MediaResource
 ) -> MaterializeResult:
-    book, spec, day = state.book, state.spec, state.day
-    published = [u for u in day_units(book, spec.id, day) if u.done]
+    ledger, spec, day = state.ledger, state.spec, state.day
+    published = [u for u in day_units(ledger, spec.id, day) if u.done]
     return MaterializeResult(
-        asset_key=POSTS_ASSET,
+        asset_key=POSTS_KEY,
         check_results=[
             await checks.post_images_owned(
-                published, post.client, media.client, spec.id, asset=POSTS_ASSET
+                published, post.client, media.client, spec.id, asset=POSTS_KEY
             ),
-            checks.no_duplicates(book, spec.id, asset=POSTS_ASSET),
+            checks.no_duplicates(ledger, spec.id, asset=POSTS_KEY),
         ],
         metadata={
-            **state.stages.tallies[POSTS].metadata(),
+            **state.steps.tallies[POSTS].metadata(),
             "posts_published": len(published),
             "platform_contract": contract_md(post.client, media.client),
             # Publishing calls no paid provider: the day's texts and images show on
@@ -291,12 +299,12 @@ async def posts_result(
 @multi_asset(
     specs=[
         AssetSpec(
-            DRAFTS,
+            DRAFTS_KEY,
             # A world's days need its characters and their avatars: the graph shows it, and
             # backfills from the asset graph set a world up before its days.
             deps=[
                 AssetDep(asset, partition_mapping=ONE_WORLD)
-                for asset in (CHARACTERS_ASSET, AVATARS_ASSET)
+                for asset in (CHARACTERS_KEY, AVATARS_KEY)
             ],
             description="The day's posts: fair choice of authors, caption, tags, image prompt.",
             group_name=GROUP,
@@ -305,8 +313,8 @@ async def posts_result(
             skippable=True,
         ),
         AssetSpec(
-            IMAGES,
-            deps=[DRAFTS],
+            IMAGES_KEY,
+            deps=[DRAFTS_KEY],
             description="Per draft: Runware image → presign with the author's id → PUT → "
             "ConfirmUpload.",
             group_name=GROUP,
@@ -315,8 +323,8 @@ async def posts_result(
             skippable=True,
         ),
         AssetSpec(
-            POSTS_ASSET,
-            deps=[IMAGES],
+            POSTS_KEY,
+            deps=[IMAGES_KEY],
             description="Per draft whose image is confirmed: CreateAIPost for its author.",
             group_name=GROUP,
             kinds={"python", "grpc"},

@@ -25,8 +25,8 @@ from generia_pipelines.units.keys import UNIT_KINDS
 
 from .batch import PartitionOutcome, backfill_policy, run_partition_keys, run_partitions
 from .common import GROUP, fail_fast_on_bad_input
-from .posts import ONE_WORLD, POSTS_ASSET
-from .world import AVATARS_ASSET, CHARACTERS_ASSET
+from .posts import ONE_WORLD, POSTS_KEY
+from .world import AVATARS_KEY, CHARACTERS_KEY
 
 REPORT_ASSET = AssetKey("world_report")
 #: How many of the latest days the table shows (the totals cover all of them).
@@ -84,9 +84,9 @@ def report_result(ledger: LedgerResource, world_id: str) -> MaterializeResult:
         AssetSpec(
             REPORT_ASSET,
             deps=[
-                CHARACTERS_ASSET,
-                AVATARS_ASSET,
-                AssetDep(POSTS_ASSET, partition_mapping=ONE_WORLD),
+                CHARACTERS_KEY,
+                AVATARS_KEY,
+                AssetDep(POSTS_KEY, partition_mapping=ONE_WORLD),
             ],
             description="The world's cost and output per day (characters, posts, images "
             "paid, cost, failures), each paid call counted once.",

@@ -28,19 +28,19 @@ from generia_pipelines.resources.grpc import CharacterResource, MediaResource, W
 from generia_pipelines.resources.ledger import LedgerResource
 from generia_pipelines.resources.runware import RunwareResource
 from generia_pipelines.resources.text import TextGenerationResource
-from generia_pipelines.units.cast import (
+from generia_pipelines.units.causes import MissingPrerequisite
+from generia_pipelines.units.keys import BRIEFS
+from generia_pipelines.units.session import ClaimSession
+from generia_pipelines.units.setup_state import (
     AVATARS,
     PROFILES,
-    Cast,
+    SetupState,
     character_profile,
     created_characters,
     make_cast,
     resting_characters,
     unit_done,
 )
-from generia_pipelines.units.causes import MissingPrerequisite
-from generia_pipelines.units.keys import BRIEFS
-from generia_pipelines.units.session import ClaimSession
 
 from .batch import (
     PartitionOutcome,
@@ -58,7 +58,7 @@ from .common import (
     contract_md,
     fail_fast_on_bad_input,
     image_gallery,
-    stages_failure,
+    steps_failure,
     table_md,
     unit_work,
     variant_url,
@@ -66,9 +66,9 @@ from .common import (
 
 __all__ = ["character_profile", "created_characters", "stored_brief", "world_setup"]
 
-BRIEF_ASSET = AssetKey("world_brief")
-CHARACTERS_ASSET, AVATARS_ASSET = AssetKey("characters"), AssetKey("character_avatars")
-SETUP_ASSETS = (BRIEF_ASSET, CHARACTERS_ASSET, AVATARS_ASSET)
+BRIEF_KEY = AssetKey("world_brief")
+CHARACTERS_KEY, AVATARS_KEY = AssetKey("characters"), AssetKey("character_avatars")
+SETUP_ASSETS = (BRIEF_KEY, CHARACTERS_KEY, AVATARS_KEY)
 
 
 def stored_brief(ledger: Ledger, world_id: str) -> WorldBrief:
@@ -95,7 +95,7 @@ def language_metadata(spec: WorldSpec) -> dict[str, str]:
     }
 
 
-def reopen_if_changed(book: Ledger, spec: WorldSpec) -> str:
+def reopen_if_changed(ledger: Ledger, spec: WorldSpec) -> str:
     """If the world's name, prompt or description (or its language) changed since its brief
     was written, forget the brief so that it is written anew, and say why; else "".
 
@@ -103,13 +103,13 @@ def reopen_if_changed(book: Ledger, spec: WorldSpec) -> str:
     new brief shapes the posts from now on. A brief written before fingerprints were kept
     is left alone (nothing says it is stale).
     """
-    unit = book.get(brief_key(spec.id))
+    unit = ledger.get(brief_key(spec.id))
     if unit is None or not unit.payload or FINGERPRINT not in unit.payload:
         return ""
     before, now = str(unit.payload[FINGERPRINT]), spec.fingerprint()
     if before == now:
         return ""
-    book.reopen_text(unit.key)
+    ledger.reopen_text(unit.key)
     return (
         f"the world's name, prompt or description changed, or its language did, since its "
         "brief was written "
@@ -131,20 +131,20 @@ async def make_brief(
     claims: ClaimSession,
     world: WorldResource,
     text: TextGenerationResource,
-    book: Ledger,
+    ledger: Ledger,
     source: str,
 ) -> MaterializeResult:
     """The world's structured description (setting, tone, visual style) everything draws on."""
     key = brief_key(spec.id)
     pushed = False
     changed = ""
-    work = unit_work(spec.id, "", spec.setup_budget(), book, claims, text=text)
-    if await claims.acquire(key, finished=lambda: unit_done(book, key)):
-        changed = reopen_if_changed(book, spec)
+    period_work = unit_work(spec.id, "", spec.setup_budget(), ledger, claims, text=text)
+    if await claims.acquire(key, finished=lambda: unit_done(ledger, key)):
+        changed = reopen_if_changed(ledger, spec)
         if changed:
-            work.log.warning(f"brief of {spec.id}: {changed}")
+            period_work.log.warning(f"brief of {spec.id}: {changed}")
         notes = {FINGERPRINT: spec.fingerprint(), LANGUAGE: spec.language}
-        brief, outcome, unit = await work.text_for(
+        brief, outcome, unit = await period_work.text_for(
             key, WorldBrief, render_world_brief(spec), notes=notes
         )
         if world.configured and not unit.done:
@@ -155,12 +155,12 @@ async def make_brief(
             params["brief"] = {**brief.model_dump(mode="json"), LANGUAGE: spec.language}
             await world.client.update_world_params(spec.id, params, idempotency_key=f"{key}/params")
             pushed = True
-        book.record_created(key)
+        ledger.record_created(key)
     else:  # another run wrote it while we waited
-        brief, outcome = stored_brief(book, spec.id), Outcome.REUSED
-    work.log.info(f"brief of {spec.id} {outcome.value}; pushed to World service: {pushed}")
+        brief, outcome = stored_brief(ledger, spec.id), Outcome.REUSED
+    period_work.log.info(f"brief of {spec.id} {outcome.value}; pushed to World service: {pushed}")
     return MaterializeResult(
-        asset_key=BRIEF_ASSET,
+        asset_key=BRIEF_KEY,
         metadata={
             "world": spec.name,
             **language_metadata(spec),
@@ -172,7 +172,7 @@ async def make_brief(
             "visual_style": brief.visual_style,
             "themes": ", ".join(brief.themes),
             "pushed_to_world_service": pushed,
-            "cost_usd": cost_of(book.paid_calls(spec.id), {BRIEFS}),
+            "cost_usd": cost_of(ledger.paid_calls(spec.id), {BRIEFS}),
             "target_characters": spec.characters,
             "posts_per_day": spec.posts_per_day,
         },
@@ -187,41 +187,41 @@ async def make_characters(
     media: MediaResource,
     runware: RunwareResource,
     text: TextGenerationResource,
-    book: Ledger,
+    ledger: Ledger,
 ) -> tuple[list[MaterializeResult], Failure | None]:
     """The selected stages for every character; the results of the assets that finished and
     the failure of those that did not."""
-    brief = stored_brief(book, spec.id)
-    work = unit_work(
-        spec.id, "", spec.setup_budget(), book, claims, text=text, runware=runware, media=media
+    brief = stored_brief(ledger, spec.id)
+    period_work = unit_work(
+        spec.id, "", spec.setup_budget(), ledger, claims, text=text, runware=runware, media=media
     )
-    cast = Cast(
+    setup_state = SetupState(
         spec,
         brief,
-        work,
+        period_work,
         character.client,
         honours_idempotency=character.honours_idempotency,
-        make_characters=CHARACTERS_ASSET in selected,
-        make_avatars=AVATARS_ASSET in selected,
+        make_characters=CHARACTERS_KEY in selected,
+        make_avatars=AVATARS_KEY in selected,
     )
     # The text and Runware clients bound their own calls; this many characters in
     # flight keeps both busy and lets uploads and attaching overlap the next images.
-    await make_cast(cast, width=text.max_concurrency + runware.concurrency)
+    await make_cast(setup_state, width=text.max_concurrency + runware.concurrency)
     results: list[MaterializeResult] = []
-    failure = stages_failure(cast.stages)
-    if cast.make_characters:
-        if not cast.stages.ok(PROFILES, CHARACTERS):
+    failure = steps_failure(setup_state.steps)
+    if setup_state.make_characters:
+        if not setup_state.steps.ok(PROFILES, CHARACTERS):
             return results, failure
-        units = book.units(spec.id, CHARACTERS)
+        units = ledger.units(spec.id, CHARACTERS)
         made = [u for u in units if u.done and (u.slot_number or 0) < spec.characters]
         if len(made) < spec.characters:
             return results, failure or Failure(
                 f"only {len(made)} of {spec.characters} characters could be planned for "
                 f"{spec.id}; the next run plans the rest"
             )
-        results.append(characters_result(cast))
-    if cast.make_avatars and cast.stages.ok(AVATARS):
-        results.append(await avatars_result(cast))
+        results.append(characters_result(setup_state))
+    if setup_state.make_avatars and setup_state.steps.ok(AVATARS):
+        results.append(await avatars_result(setup_state))
     return results, failure
 
 
@@ -257,15 +257,15 @@ class WorldSetups:
         if isinstance(spec, Exception):
             raise spec
         r = self.resources
-        book = r.ledger.ledger
+        ledger = r.ledger.ledger
         outcome = PartitionOutcome(key)
-        if BRIEF_ASSET in self.selected:
+        if BRIEF_KEY in self.selected:
             outcome.results.append(
-                await make_brief(spec, self.claims, r.world, r.text, book, self.source)
+                await make_brief(spec, self.claims, r.world, r.text, ledger, self.source)
             )
-        if self.selected & {CHARACTERS_ASSET, AVATARS_ASSET}:
+        if self.selected & {CHARACTERS_KEY, AVATARS_KEY}:
             results, outcome.failure = await make_characters(
-                spec, self.claims, self.selected, r.character, r.media, r.runware, r.text, book
+                spec, self.claims, self.selected, r.character, r.media, r.runware, r.text, ledger
             )
             outcome.results.extend(results)
         return outcome
@@ -308,18 +308,18 @@ async def make_setups(
     return report.failure("worlds")
 
 
-def characters_result(cast: Cast) -> MaterializeResult:
-    spec, book = cast.spec, cast.book
-    existing = created_characters(book, spec.id)
-    resting = resting_characters(book, spec)
-    tally = cast.stages.tallies[CHARACTERS]
+def characters_result(setup_state: SetupState) -> MaterializeResult:
+    spec, ledger = setup_state.spec, setup_state.ledger
+    existing = created_characters(ledger, spec.id)
+    resting = resting_characters(ledger, spec)
+    tally = setup_state.steps.tallies[CHARACTERS]
     return MaterializeResult(
-        asset_key=CHARACTERS_ASSET,
+        asset_key=CHARACTERS_KEY,
         check_results=[
             checks.character_count(
-                book.units(spec.id, CHARACTERS), spec.characters, asset=CHARACTERS_ASSET
+                ledger.units(spec.id, CHARACTERS), spec.characters, asset=CHARACTERS_KEY
             ),
-            checks.no_duplicates(book, spec.id, asset=CHARACTERS_ASSET),
+            checks.no_duplicates(ledger, spec.id, asset=CHARACTERS_KEY),
         ],
         metadata={
             **tally.metadata(),
@@ -327,11 +327,11 @@ def characters_result(cast: Cast) -> MaterializeResult:
             "target": spec.characters,
             # The target was lowered: these stay on the platform but get no new posts.
             "characters_beyond_target": len(resting),
-            "platform_contract": contract_md(cast.characters),
+            "platform_contract": contract_md(setup_state.characters),
             "resting_characters": ", ".join(character_profile(u).display_name for u in resting)
             or "none",
             # The characters' own texts and plans; the avatars show their images' cost.
-            "cost_usd": cost_of(book.paid_calls(spec.id), {CHARACTERS, OTHER}),
+            "cost_usd": cost_of(ledger.paid_calls(spec.id), {CHARACTERS, OTHER}),
             "preview": table_md(
                 ["slot", "name", "id", "bio"],
                 (
@@ -348,30 +348,34 @@ def characters_result(cast: Cast) -> MaterializeResult:
     )
 
 
-async def avatars_result(cast: Cast) -> MaterializeResult:
-    spec, book = cast.spec, cast.book
-    people = created_characters(book, spec.id)
-    keys = [avatar_key(spec.id, str(u.character_id)) for u in people]
-    avatars = [book.get(key) for key in keys]
+async def avatars_result(setup_state: SetupState) -> MaterializeResult:
+    spec, ledger = setup_state.spec, setup_state.ledger
+    character_units = created_characters(ledger, spec.id)
+    keys = [avatar_key(spec.id, str(u.character_id)) for u in character_units]
+    avatars = [ledger.get(key) for key in keys]
     shown = [
         (character_profile(p).display_name, variant_url(a, "thumbnail"))
-        for p, a in zip(people, avatars, strict=True)
+        for p, a in zip(character_units, avatars, strict=True)
         if a is not None
     ]
     verdict = await checks.avatars_confirmed(
-        people, book, keys, cast.characters, spec.id, asset=AVATARS_ASSET
+        character_units, ledger, keys, setup_state.characters, spec.id, asset=AVATARS_KEY
     )
     return MaterializeResult(
-        asset_key=AVATARS_ASSET,
+        asset_key=AVATARS_KEY,
         check_results=[verdict],
         metadata={
-            **cast.stages.tallies[AVATARS].metadata(),
+            **setup_state.steps.tallies[AVATARS].metadata(),
             "avatars_total": sum(1 for a in avatars if a is not None and a.done),
-            "cost_usd": round(book.cost(spec.id, kind="avatars"), 6),
-            "platform_contract": contract_md(cast.characters),
+            "cost_usd": round(ledger.cost(spec.id, kind="avatars"), 6),
+            "platform_contract": contract_md(setup_state.characters),
             "previews": image_gallery(shown),
             "media_ids": MetadataValue.json(
-                {str(p.character_id): a.media_id for p, a in zip(people, avatars, strict=True) if a}
+                {
+                    str(p.character_id): a.media_id
+                    for p, a in zip(character_units, avatars, strict=True)
+                    if a
+                }
             ),
         },
     )
@@ -380,7 +384,7 @@ async def avatars_result(cast: Cast) -> MaterializeResult:
 @multi_asset(
     specs=[
         AssetSpec(
-            BRIEF_ASSET,
+            BRIEF_KEY,
             description="The world's structured description (setting, tone, visual style) "
             "everything draws on.",
             group_name=GROUP,
@@ -389,8 +393,8 @@ async def avatars_result(cast: Cast) -> MaterializeResult:
             skippable=True,
         ),
         AssetSpec(
-            CHARACTERS_ASSET,
-            deps=[BRIEF_ASSET],
+            CHARACTERS_KEY,
+            deps=[BRIEF_KEY],
             description="Reconciles the world to its target character count: plan, profile, "
             "CreateCharacter.",
             group_name=GROUP,
@@ -399,8 +403,8 @@ async def avatars_result(cast: Cast) -> MaterializeResult:
             skippable=True,
         ),
         AssetSpec(
-            AVATARS_ASSET,
-            deps=[CHARACTERS_ASSET],
+            AVATARS_KEY,
+            deps=[CHARACTERS_KEY],
             description="Per character without an avatar: prompt → image → presign → PUT → "
             "confirm → attach.",
             group_name=GROUP,

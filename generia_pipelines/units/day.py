@@ -12,6 +12,8 @@ from collections import Counter
 from collections.abc import Collection
 from datetime import date, timedelta
 
+from generia_pipelines.units.work import UnitWork, create_remote
+
 from generia_pipelines.catalog import WorldSpec
 from generia_pipelines.clients.platform import PostClient
 from generia_pipelines.clients.records import MediaType
@@ -20,14 +22,13 @@ from generia_pipelines.generation.planning import assign_post_authors
 from generia_pipelines.generation.prompts import render_post_draft
 from generia_pipelines.generation.schemas import PostDraft, WorldBrief
 from generia_pipelines.ledger import Ledger, Stage, Unit
-from generia_pipelines.units.cast import character_profile
-from generia_pipelines.units.fanout import Outcome, Stages, Step, fan_out
+from generia_pipelines.units.fanout import Outcome, Step, StepTallies, fan_out
 from generia_pipelines.units.keys import POSTS, post_key
-from generia_pipelines.units.work import UnitWork, create_remote
+from generia_pipelines.units.setup_state import character_profile
 
-DRAFTS, IMAGES = "post_drafts", "post_images"
-STAGES = (DRAFTS, IMAGES, POSTS)
-STAGE_NAMES = {DRAFTS: "post drafts", IMAGES: "post images", POSTS: "posts"}
+DRAFT_STEP, IMAGE_STEP = "post_drafts", "post_images"
+DAY_STEPS = (DRAFT_STEP, IMAGE_STEP, POSTS)
+STEP_LABELS = {DRAFT_STEP: "post drafts", IMAGE_STEP: "post images", POSTS: "posts"}
 
 
 #: Days of history a character's next post sees, and fairness looks back over.
@@ -41,16 +42,16 @@ def draft_of(unit: Unit) -> PostDraft:
     return PostDraft.model_validate(unit.payload["value"])
 
 
-def day_units(book: Ledger, world_id: str, day: date) -> list[Unit]:
-    return book.units(world_id, POSTS, day.isoformat())
+def day_units(ledger: Ledger, world_id: str, day: date) -> list[Unit]:
+    return ledger.units(world_id, POSTS, day.isoformat())
 
 
-def recent_posts(book: Ledger, world_id: str, day: date) -> list[Unit]:
+def recent_posts(ledger: Ledger, world_id: str, day: date) -> list[Unit]:
     """Drafted posts of the days before ``day`` in the recent window, newest first."""
     earliest = (day - timedelta(days=RECENT_DAYS)).isoformat()
     units = [
         u
-        for u in book.units(world_id, POSTS)
+        for u in ledger.units(world_id, POSTS)
         if earliest <= u.partition < day.isoformat() and u.reached(Stage.TEXT_DONE)
     ]
     return sorted(units, key=lambda u: (u.partition, u.slot_number or 0), reverse=True)
@@ -63,35 +64,35 @@ class DayState:
         self,
         spec: WorldSpec,
         day: date,
-        work: UnitWork,
+        period_work: UnitWork,
         posts: PostClient,
         *,
         honours_idempotency: bool,
     ) -> None:
-        self.spec, self.day, self.work = spec, day, work
-        self.book = work.ledger
+        self.spec, self.day, self.period_work = spec, day, period_work
+        self.ledger = period_work.ledger
         self.posts, self.honours_idempotency = posts, honours_idempotency
         self.keys = [post_key(spec.id, day, slot) for slot in range(spec.posts_per_day)]
-        self.stages = Stages(STAGE_NAMES)
+        self.steps = StepTallies(STEP_LABELS)
 
 
-def plan_authors(state: DayState, people: dict[str, Unit]) -> tuple[list[str], list[Unit]]:
+def plan_authors(state: DayState, character_units: dict[str, Unit]) -> tuple[list[str], list[Unit]]:
     """The day's units planned, and a fair author for each slot (kept if already drafted)."""
-    book, spec, day = state.book, state.spec, state.day
-    book.plan(state.keys)
-    today = {u.key: u for u in day_units(book, spec.id, day)}
+    ledger, spec, day = state.ledger, state.spec, state.day
+    ledger.plan(state.keys)
+    today = {u.key: u for u in day_units(ledger, spec.id, day)}
     assigned = {
         slot: str(today[key].character_id)
         for slot, key in enumerate(state.keys)
-        if today[key].reached(Stage.TEXT_DONE) and today[key].character_id in people
+        if today[key].reached(Stage.TEXT_DONE) and today[key].character_id in character_units
     }
-    history = recent_posts(book, spec.id, day)
+    history = recent_posts(ledger, spec.id, day)
     counts = Counter(str(u.character_id) for u in history)
     last = {}
     for unit in reversed(history):  # oldest first, so the newest date wins
         last[str(unit.character_id)] = unit.partition
     authors = assign_post_authors(
-        list(people), spec.posts_per_day, day, counts, last_posted=last, assigned=assigned
+        list(character_units), spec.posts_per_day, day, counts, last_posted=last, assigned=assigned
     )
     return authors, history
 
@@ -104,7 +105,7 @@ async def write_draft(
         return Outcome.REUSED, unit
     author_id = str(author.character_id)
     recent = [draft_of(u).caption for u in history if u.character_id == author_id]
-    _, drafted = await state.work.write_text(
+    _, drafted = await state.period_work.write_text(
         unit.key,
         PostDraft,
         render_post_draft(state.spec, brief, character_profile(author), recent, state.day),
@@ -117,11 +118,11 @@ async def draw_image(state: DayState, unit: Unit) -> Step:
     """Runware image → presign with the author's id → PUT → ConfirmUpload."""
     if unit.reached(Stage.CONFIRMED):
         return Outcome.REUSED, unit
-    image, _ = await state.work.image_for(
+    image, _ = await state.period_work.image_for(
         unit.key, draft_of(unit).image_prompt, stable_seed(unit.key)
     )
     # The image changes none of what the upload resumes from (media id, attempts).
-    _, confirmed = await state.work.upload_and_confirm(
+    _, confirmed = await state.period_work.upload_and_confirm(
         unit, image, str(unit.character_id), MediaType.POST_IMAGE
     )
     return Outcome.CREATED, confirmed
@@ -148,47 +149,49 @@ async def publish(state: DayState, unit: Unit) -> Step:
         unit,
         "post",
         call,
-        book=state.book,
+        ledger=state.ledger,
         client=state.posts,
         honoured=state.honours_idempotency,
-        log=state.work.log,
-        claims=state.work.claims,
+        log=state.period_work.log,
+        claims=state.period_work.claims,
     )
     return Outcome.CREATED, published
 
 
 async def make_day(
     state: DayState,
-    people: dict[str, Unit],
+    character_units: dict[str, Unit],
     brief: WorldBrief,
-    stages: Collection[str],
+    steps: Collection[str],
     width: int,
 ) -> None:
     """The selected ``stages`` of every post of the day, ``width`` posts in flight."""
-    spec, book = state.spec, state.book
-    authors, history = plan_authors(state, people)
+    spec, ledger = state.spec, state.ledger
+    authors, history = plan_authors(state, character_units)
 
     def finished(key: str) -> bool:
-        unit = book.get(key)
+        unit = ledger.get(key)
         return unit is not None and unit.done
 
     async def one(slot: int) -> Outcome:
         key = state.keys[slot]
-        if not await state.work.claims.acquire(key, finished=lambda: finished(key)):
+        if not await state.period_work.claims.acquire(key, finished=lambda: finished(key)):
             return Outcome.REUSED  # another run published it while we waited
-        unit = book.get(key)
+        unit = ledger.get(key)
         if unit is None:  # pragma: no cover - planned above
             raise RuntimeError(f"{key} is not in the ledger")
-        if DRAFTS in stages:
-            unit = await state.stages.run(
-                DRAFTS, key, write_draft(state, unit, people[authors[slot]], history, brief)
+        if DRAFT_STEP in steps:
+            unit = await state.steps.run(
+                DRAFT_STEP,
+                key,
+                write_draft(state, unit, character_units[authors[slot]], history, brief),
             )
         if not unit.reached(Stage.TEXT_DONE):
             return Outcome.REUSED  # not drafted and drafts not asked for: nothing to do
-        if IMAGES in stages:
-            unit = await state.stages.run(IMAGES, key, draw_image(state, unit))
-        if POSTS in stages and unit.reached(Stage.CONFIRMED):
-            await state.stages.run(POSTS, key, publish(state, unit))
+        if IMAGE_STEP in steps:
+            unit = await state.steps.run(IMAGE_STEP, key, draw_image(state, unit))
+        if POSTS in steps and unit.reached(Stage.CONFIRMED):
+            await state.steps.run(POSTS, key, publish(state, unit))
         return Outcome.CREATED
 
     await fan_out(
@@ -196,6 +199,6 @@ async def make_day(
         lambda slot: state.keys[slot],
         one,
         limit=width,
-        log=state.work.log,
+        log=state.period_work.log,
         what="posts of the day",
     )

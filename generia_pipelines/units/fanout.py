@@ -83,7 +83,7 @@ class StepStopped(Exception):
 async def fan_out(
     items: Sequence[ItemT],
     key: Callable[[ItemT], str],
-    work: Callable[[ItemT], Awaitable[Outcome]],
+    process: Callable[[ItemT], Awaitable[Outcome]],
     *,
     limit: int,
     log: logging.Logger | Any,
@@ -103,7 +103,7 @@ async def fan_out(
                 tally.fail(key(item), stopped[0])
                 return
             try:
-                tally.add(await work(item))
+                tally.add(await process(item))
             except STOPS_STEP as exc:
                 stopped.append(exc)
                 tally.fail(key(item), exc)
@@ -120,7 +120,7 @@ async def fan_out(
     return tally
 
 
-class Stages:
+class StepTallies:
     """Per-stage tallies of a step that takes each item through several stages on its own.
 
     Each item moves on as soon as its stage is done, so a failure is counted under the stage
@@ -142,8 +142,8 @@ class Stages:
         tally.add(outcome)
         return unit
 
-    def ok(self, *stages: str) -> bool:
-        return not any(self.tallies[stage].failed for stage in stages)
+    def ok(self, *steps: str) -> bool:
+        return not any(self.tallies[stage].failed for stage in steps)
 
     def failed(self) -> list[tuple[str, Tally]]:
         return [(stage, t) for stage, t in self.tallies.items() if t.failed]

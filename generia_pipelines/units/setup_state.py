@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 
+from generia_pipelines.units.work import UnitWork, create_remote
+
 from generia_pipelines.catalog import WorldSpec
 from generia_pipelines.clients.platform import CharacterClient
 from generia_pipelines.clients.records import MediaType
@@ -28,21 +30,20 @@ from generia_pipelines.generation.schemas import (
     WorldBrief,
 )
 from generia_pipelines.ledger import Ledger, Stage, Unit
-from generia_pipelines.units.fanout import Outcome, Stages, Step, Tally, fan_out
+from generia_pipelines.units.fanout import Outcome, Step, StepTallies, Tally, fan_out
 from generia_pipelines.units.keys import CHARACTERS, avatar_key, character_key
 from generia_pipelines.units.model import variant_url
 from generia_pipelines.units.paid import TextRecord
-from generia_pipelines.units.work import UnitWork, create_remote
 
 #: Planning rounds per materialization: a model that plans fewer characters than asked gets
 #: asked again for the rest, a bounded number of times.
 PLAN_ROUNDS = 3
 PROFILES, AVATARS = "profiles", "character_avatars"
-STAGE_NAMES = {PROFILES: "character profiles", CHARACTERS: "characters", AVATARS: "avatars"}
+STEP_LABELS = {PROFILES: "character profiles", CHARACTERS: "characters", AVATARS: "avatars"}
 
 
-def unit_done(book: Ledger, key: str) -> bool:
-    unit = book.get(key)
+def unit_done(ledger: Ledger, key: str) -> bool:
+    unit = ledger.get(key)
     return unit is not None and unit.done
 
 
@@ -73,7 +74,7 @@ def resting_characters(ledger: Ledger, spec: WorldSpec) -> list[Unit]:
     ]
 
 
-class Cast:
+class SetupState:
     """One world's characters and avatars in the making: each character goes profile →
     CreateCharacter → avatar prompt → image → upload → attach on its own."""
 
@@ -81,25 +82,25 @@ class Cast:
         self,
         spec: WorldSpec,
         brief: WorldBrief,
-        work: UnitWork,
+        period_work: UnitWork,
         characters: CharacterClient,
         *,
         honours_idempotency: bool,
         make_characters: bool = True,
         make_avatars: bool = True,
     ) -> None:
-        self.spec, self.brief, self.work = spec, brief, work
-        self.book = work.ledger
+        self.spec, self.brief, self.period_work = spec, brief, period_work
+        self.ledger = period_work.ledger
         self.characters = characters
         self.honours_idempotency = honours_idempotency
         self.make_characters, self.make_avatars = make_characters, make_avatars
-        self.stages = Stages(STAGE_NAMES)
+        self.steps = StepTallies(STEP_LABELS)
 
     async def profile(self, slot: int, concept: CharacterConcept) -> Step:
         """The character's profile from its planned concept, once."""
         key = character_key(self.spec.id, slot)
-        acquired = await self.work.claims.acquire(key, finished=lambda: self._profiled(key))
-        current = self.book.get(key)
+        acquired = await self.period_work.claims.acquire(key, finished=lambda: self._profiled(key))
+        current = self.ledger.get(key)
         if current is None:  # pragma: no cover - planned before any profiling
             raise RuntimeError(f"{key} is not in the ledger")
         if not acquired or current.reached(Stage.TEXT_DONE):
@@ -111,7 +112,7 @@ class Cast:
                 "profile": profile.model_dump(mode="json"),
             }, None
 
-        _, profiled = await self.work.write_text(
+        _, profiled = await self.period_work.write_text(
             key,
             CharacterProfile,
             render_character_detail(self.spec, self.brief, concept),
@@ -120,15 +121,15 @@ class Cast:
         return Outcome.CREATED, profiled
 
     def _profiled(self, key: str) -> bool:
-        unit = self.book.get(key)
+        unit = self.ledger.get(key)
         return unit is not None and unit.reached(Stage.TEXT_DONE)
 
     async def create(self, unit: Unit) -> Step:
         """CreateCharacter with the profile as meta, once."""
-        acquired = await self.work.claims.acquire(
-            unit.key, finished=lambda: unit_done(self.book, unit.key)
+        acquired = await self.period_work.claims.acquire(
+            unit.key, finished=lambda: unit_done(self.ledger, unit.key)
         )
-        unit = self.book.get(unit.key) or unit  # as it stands now that we hold it
+        unit = self.ledger.get(unit.key) or unit  # as it stands now that we hold it
         if not acquired or unit.done:
             return Outcome.REUSED, unit
         profile = character_profile(unit)
@@ -151,21 +152,23 @@ class Cast:
             unit,
             "character",
             call,
-            book=self.book,
+            ledger=self.ledger,
             client=client,
             honoured=self.honours_idempotency,
-            log=self.work.log,
-            claims=self.work.claims,
+            log=self.period_work.log,
+            claims=self.period_work.claims,
         )
         return Outcome.CREATED, created
 
     async def avatar(self, person: Unit) -> Step:
         """Prompt → image → presign (its own id) → PUT → confirm → UpdateCharacter, once."""
-        spec, book = self.spec, self.book
+        spec, ledger = self.spec, self.ledger
         character_id = str(person.character_id)
         key = avatar_key(spec.id, character_id)
-        acquired = await self.work.claims.acquire(key, finished=lambda: unit_done(book, key))
-        unit = book.get(key)  # as it stands now that we hold it (None: never started)
+        acquired = await self.period_work.claims.acquire(
+            key, finished=lambda: unit_done(ledger, key)
+        )
+        unit = ledger.get(key)  # as it stands now that we hold it (None: never started)
         if unit is not None and (unit.done or not acquired):
             return Outcome.REUSED, unit
         if unit is not None and unit.reached(Stage.CONFIRMED) and unit.media_id:
@@ -173,16 +176,16 @@ class Cast:
             media_id, url = unit.media_id, variant_url(unit, "medium")
         else:
             profile = character_profile(person)
-            prompt, _, unit = await self.work.text_for(
+            prompt, _, unit = await self.period_work.text_for(
                 key, AvatarPrompt, render_avatar_prompt(spec, self.brief, profile)
             )
-            image, _ = await self.work.image_for(key, prompt.prompt, stable_seed(key))
+            image, _ = await self.period_work.image_for(key, prompt.prompt, stable_seed(key))
             # The image changes none of what the upload resumes from (media id, attempts).
-            confirmed, unit = await self.work.upload_and_confirm(
+            confirmed, unit = await self.period_work.upload_and_confirm(
                 unit, image, character_id, MediaType.CHARACTER_AVATAR
             )
             media_id, url = confirmed.media_id, confirmed.url("medium")
-        self.work.claims.ensure(key)
+        self.period_work.claims.ensure(key)
         await self.characters.update_character(
             character_id,
             avatar_media_id=media_id,
@@ -190,51 +193,53 @@ class Cast:
             world_id=spec.id,
             idempotency_key=f"{key}/attach",
         )
-        return Outcome.CREATED, book.record_created(key, media_id)
+        return Outcome.CREATED, ledger.record_created(key, media_id)
 
     async def settle(self, slot: int) -> Outcome:
         """A character with its profile: created, then given its avatar (as selected)."""
         key = character_key(self.spec.id, slot)
-        unit = self.book.get(key)
+        unit = self.ledger.get(key)
         if unit is None:  # pragma: no cover - planned before any settling
             raise RuntimeError(f"{key} is not in the ledger")
         if self.make_characters and not unit.done:
-            unit = await self.stages.run(CHARACTERS, key, self.create(unit))
+            unit = await self.steps.run(CHARACTERS, key, self.create(unit))
         if self.make_avatars and unit.done and unit.character_id:
-            await self.stages.run(
+            await self.steps.run(
                 AVATARS, avatar_key(self.spec.id, str(unit.character_id)), self.avatar(unit)
             )
         return Outcome.CREATED
 
     async def profile_and_settle(self, pair: tuple[int, CharacterConcept]) -> Outcome:
         slot, concept = pair
-        await self.stages.run(
+        await self.steps.run(
             PROFILES, character_key(self.spec.id, slot), self.profile(slot, concept)
         )
         return await self.settle(slot)
 
 
-async def plan_and_settle(cast: Cast, width: int) -> None:
+async def plan_and_settle(setup_state: SetupState, width: int) -> None:
     """Plan the missing characters batch by batch and settle each as soon as it is profiled.
 
     Each plan sees the ones before it, so plans form a chain; a batch's characters need only
     its own plan, so they are profiled, created and given avatars while the next batch is
     being planned. Characters profiled in an earlier run are settled at once.
     """
-    spec, book, log = cast.spec, cast.book, cast.work.log
+    spec, ledger, log = setup_state.spec, setup_state.ledger, setup_state.period_work.log
 
     def key_of(slot: int) -> str:
         return character_key(spec.id, slot)
 
     def all_profiled() -> bool:
-        units = {u.slot_number: u for u in book.units(spec.id, CHARACTERS)}
+        units = {u.slot_number: u for u in ledger.units(spec.id, CHARACTERS)}
         return all(units[s].reached(Stage.TEXT_DONE) for s in range(spec.characters))
 
     if not all_profiled():
         # One planner per world at a time: two would plan the same slots twice.
-        await cast.work.claims.acquire(f"plan/{CHARACTERS}/{spec.id}", finished=all_profiled)
+        await setup_state.period_work.claims.acquire(
+            f"plan/{CHARACTERS}/{spec.id}", finished=all_profiled
+        )
     for round_no in range(PLAN_ROUNDS):
-        units = {u.slot_number: u for u in book.units(spec.id, CHARACTERS)}
+        units = {u.slot_number: u for u in ledger.units(spec.id, CHARACTERS)}
         earlier = [
             CharacterConcept.model_validate(u.payload["concept"])
             for u in units.values()
@@ -244,15 +249,19 @@ async def plan_and_settle(cast: Cast, width: int) -> None:
         missing = [s for s in range(spec.characters) if s not in ready]
         tasks: list[asyncio.Task[Tally]] = []
         if round_no == 0 and ready:
-            settle = fan_out(ready, key_of, cast.settle, limit=width, log=log, what="characters")
+            settle = fan_out(
+                ready, key_of, setup_state.settle, limit=width, log=log, what="characters"
+            )
             tasks.append(asyncio.create_task(settle))
         try:
             for batch in plan_character_batches(missing) if missing else []:
-                await cast.work.claims.acquire(key_of(batch[0]))  # the plan call is billed to it
-                plan = await cast.work.generate_text(
+                await setup_state.period_work.claims.acquire(
+                    key_of(batch[0])
+                )  # the plan call is billed to it
+                plan = await setup_state.period_work.generate_text(
                     key_of(batch[0]),
                     CharacterBatchPlan,
-                    render_character_batch(spec, cast.brief, len(batch), earlier),
+                    render_character_batch(spec, setup_state.brief, len(batch), earlier),
                 )
                 taken = {c.display_name.casefold() for c in earlier}
                 fresh = [c for c in plan.characters if c.display_name.casefold() not in taken]
@@ -261,7 +270,7 @@ async def plan_and_settle(cast: Cast, width: int) -> None:
                 made = fan_out(
                     pairs,
                     lambda pair: key_of(pair[0]),
-                    cast.profile_and_settle,
+                    setup_state.profile_and_settle,
                     limit=width,
                     log=log,
                     what="characters",
@@ -272,23 +281,23 @@ async def plan_and_settle(cast: Cast, width: int) -> None:
         for outcome in done:
             if isinstance(outcome, BaseException):
                 raise outcome
-        if not missing or not cast.stages.ok(PROFILES):
+        if not missing or not setup_state.steps.ok(PROFILES):
             return
 
 
-async def make_cast(cast: Cast, width: int) -> None:
+async def make_cast(setup_state: SetupState, width: int) -> None:
     """Every selected stage for every character of the world (``width`` in flight)."""
-    spec, book = cast.spec, cast.book
-    book.plan(character_key(spec.id, slot) for slot in range(spec.characters))
-    if cast.make_characters:
-        await plan_and_settle(cast, width)
+    spec, ledger = setup_state.spec, setup_state.ledger
+    ledger.plan(character_key(spec.id, slot) for slot in range(spec.characters))
+    if setup_state.make_characters:
+        await plan_and_settle(setup_state, width)
         return
-    people = [u.slot_number or 0 for u in created_characters(book, spec.id)]
+    character_units = [u.slot_number or 0 for u in created_characters(ledger, spec.id)]
     await fan_out(
-        people,
+        character_units,
         lambda slot: character_key(spec.id, slot),
-        cast.settle,
+        setup_state.settle,
         limit=width,
-        log=cast.work.log,
+        log=setup_state.period_work.log,
         what="avatars",
     )

@@ -179,7 +179,7 @@ async def create_remote(
     what: str,
     create: Callable[[], Awaitable[str]],
     *,
-    book: Ledger,
+    ledger: Ledger,
     client: GrpcClient,
     honoured: bool,
     log: logging.Logger | Any,
@@ -199,9 +199,9 @@ async def create_remote(
         remote_id = await create()
     except Exception as exc:
         if client.uncertain_attempts(unit.key):
-            book.record_failure(unit.key, f"{POSSIBLY_COMMITTED}: {exc}")
+            ledger.record_failure(unit.key, f"{POSSIBLY_COMMITTED}: {exc}")
         raise
-    recorded = book.record_created(unit.key, remote_id)
+    recorded = ledger.record_created(unit.key, remote_id)
     kept = recorded.remote_id
     if kept != remote_id:
         log.warning(f"suspected duplicate {what} {remote_id} for {unit.key} (ledger has {kept})")

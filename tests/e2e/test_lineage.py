@@ -11,7 +11,7 @@ from dagster import (
 )
 from pipeline_helpers import Bed
 
-from generia_pipelines.assets.posts import IMAGES, POSTS_ASSET, day_posts
+from generia_pipelines.assets.posts import IMAGES_KEY, POSTS_KEY, day_posts
 from generia_pipelines.definitions import defs
 from generia_pipelines.partitions import world_day_key
 
@@ -37,7 +37,7 @@ def test_posts_before_drafts_fail_once_naming_what_to_materialize(bed: Bed) -> N
     assert bed.setup(WORLD_ID).success
     result = materialize(
         [day_posts],
-        selection=[IMAGES, POSTS_ASSET],
+        selection=[IMAGES_KEY, POSTS_KEY],
         partition_key=world_day_key(WORLD_ID, DAY),
         resources=bed.resources(),
         instance=bed.instance,
