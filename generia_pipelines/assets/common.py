@@ -27,8 +27,8 @@ from generia_pipelines.resources.runware import RunwareResource
 from generia_pipelines.resources.text import TextGenerationResource
 from generia_pipelines.units.fanout import Outcome, StepStopped, StepTallies, Tally, fan_out
 from generia_pipelines.units.model import variant_url
-from generia_pipelines.units.work import UnitWork
 from generia_pipelines.units.session import ClaimSession
+from generia_pipelines.units.work import UnitWork
 
 __all__ = [
     "GROUP",

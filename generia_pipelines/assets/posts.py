@@ -91,7 +91,7 @@ STEP_ASSET_KEYS = {DRAFT_STEP: DRAFTS_KEY, IMAGE_STEP: IMAGES_KEY, POSTS: POSTS_
 class DayResources:
     """The resources a day of posts uses."""
 
-    world: WorldResource
+    world_service: WorldResource
     text: TextGenerationResource
     media: MediaResource
     runware: RunwareResource
@@ -193,7 +193,7 @@ async def make_posts(
 ) -> BaseException | None:
     """Every world-day of the run, each reported as it finishes; the run's failure, if any."""
     keys = run_partition_keys(context)
-    worlds_catalog = catalog.open(resources.world)
+    worlds_catalog = catalog.open(resources.world_service)
     worlds = await worlds_catalog.get_worlds(sorted({world_of(key) for key in keys}))
     selected = [asset for asset in STEP_ASSET_KEYS.values() if asset in context.selected_asset_keys]
     skip = materialized_by_this_run(context, keys, selected)

@@ -129,7 +129,7 @@ def _params(raw: str | None) -> dict[str, Any]:
 async def make_brief(
     spec: WorldSpec,
     claims: ClaimSession,
-    world: WorldResource,
+    world_service: WorldResource,
     text: TextGenerationResource,
     ledger: Ledger,
     source: str,
@@ -147,13 +147,15 @@ async def make_brief(
         brief, outcome, unit = await period_work.text_for(
             key, WorldBrief, render_world_brief(spec), notes=notes
         )
-        if world.configured and not unit.done:
+        if world_service.configured and not unit.done:
             # Merge into the world's params: other keys belong to the platform.
             claims.ensure(key)
-            current = await world.client.get_world(spec.id)
+            current = await world_service.client.get_world(spec.id)
             params = _params(current.params)
             params["brief"] = {**brief.model_dump(mode="json"), LANGUAGE: spec.language}
-            await world.client.update_world_params(spec.id, params, idempotency_key=f"{key}/params")
+            await world_service.client.update_world_params(
+                spec.id, params, idempotency_key=f"{key}/params"
+            )
             pushed = True
         ledger.record_created(key)
     else:  # another run wrote it while we waited
@@ -229,7 +231,7 @@ async def make_characters(
 class SetupResources:
     """The resources a world's setup uses."""
 
-    world: WorldResource
+    world_service: WorldResource
     character: CharacterResource
     media: MediaResource
     runware: RunwareResource
@@ -261,7 +263,7 @@ class WorldSetups:
         outcome = PartitionOutcome(key)
         if BRIEF_KEY in self.selected:
             outcome.results.append(
-                await make_brief(spec, self.claims, r.world, r.text, ledger, self.source)
+                await make_brief(spec, self.claims, r.world_service, r.text, ledger, self.source)
             )
         if self.selected & {CHARACTERS_KEY, AVATARS_KEY}:
             results, outcome.failure = await make_characters(
@@ -284,7 +286,7 @@ async def make_setups(
 ) -> BaseException | None:
     """Every world of the run, each reported as it finishes; the run's failure, if any."""
     keys = run_partition_keys(context)
-    worlds_catalog = catalog.open(resources.world)
+    worlds_catalog = catalog.open(resources.world_service)
     # A bad key fails its own partition (in ``world``), naming the problem.
     worlds = await worlds_catalog.get_worlds([key for key in keys if is_world_key(key)])
     skip = materialized_by_this_run(

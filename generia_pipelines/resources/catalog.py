@@ -24,10 +24,10 @@ class CatalogResource(ConfigurableResource):
         default="worlds.yaml", description="YAML catalog (GENERIA_WORLDS_FILE)"
     )
 
-    def open(self, world: WorldResource | None) -> WorldCatalog:
+    def open(self, world_service: WorldResource | None) -> WorldCatalog:
         """The catalog for a run: the World service's client if it is open, else the file."""
-        if world is not None and world.configured:
-            return ServiceCatalog(world.client)
+        if world_service is not None and world_service.configured:
+            return ServiceCatalog(world_service.client)
         return FileCatalog(self.worlds_file)
 
     def list_outside_run(self) -> CatalogListing:

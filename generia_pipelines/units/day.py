@@ -12,8 +12,6 @@ from collections import Counter
 from collections.abc import Collection
 from datetime import date, timedelta
 
-from generia_pipelines.units.work import UnitWork, create_remote
-
 from generia_pipelines.catalog import WorldSpec
 from generia_pipelines.clients.platform import PostClient
 from generia_pipelines.clients.records import MediaType
@@ -25,6 +23,7 @@ from generia_pipelines.ledger import Ledger, Stage, Unit
 from generia_pipelines.units.fanout import Outcome, Step, StepTallies, fan_out
 from generia_pipelines.units.keys import POSTS, post_key
 from generia_pipelines.units.setup_state import character_profile
+from generia_pipelines.units.work import UnitWork, create_remote
 
 DRAFT_STEP, IMAGE_STEP = "post_drafts", "post_images"
 DAY_STEPS = (DRAFT_STEP, IMAGE_STEP, POSTS)

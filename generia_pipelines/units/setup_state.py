@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 
-from generia_pipelines.units.work import UnitWork, create_remote
-
 from generia_pipelines.catalog import WorldSpec
 from generia_pipelines.clients.platform import CharacterClient
 from generia_pipelines.clients.records import MediaType
@@ -34,6 +32,7 @@ from generia_pipelines.units.fanout import Outcome, Step, StepTallies, Tally, fa
 from generia_pipelines.units.keys import CHARACTERS, avatar_key, character_key
 from generia_pipelines.units.model import variant_url
 from generia_pipelines.units.paid import TextRecord
+from generia_pipelines.units.work import UnitWork, create_remote
 
 #: Planning rounds per materialization: a model that plans fewer characters than asked gets
 #: asked again for the rest, a bounded number of times.
