@@ -19,7 +19,6 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Self, TypeVar
 
 import grpc
@@ -34,6 +33,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from generia_pipelines.aio import AsyncClosing
 from generia_pipelines.clients.contract import (
     CALLED_METHODS,
     ContractMode,
@@ -122,7 +122,7 @@ def _is_transient(exc: BaseException) -> bool:
 _WARNED: set[tuple[str, str]] = set()
 
 
-class GrpcClient:
+class GrpcClient(AsyncClosing):
     """Base of the service clients: one channel, typed calls with deadline and retries."""
 
     service = "generia"
@@ -255,15 +255,7 @@ class GrpcClient:
             await self._channel.close(grace=None)
             self._channel = None
 
-    async def __aenter__(self) -> Self:
-        return await self.open()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def aclose(self) -> None:
         await self.close()
 
     def _metadata(self, idempotency_key: str | None) -> tuple[tuple[str, str], ...]:

@@ -16,9 +16,9 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
+from generia_pipelines.aio import AsyncClosing
 from generia_pipelines.errors import GeneriaError
 from generia_pipelines.units.claims import Claim, Holder
 
@@ -62,7 +62,7 @@ class ClaimStats:
     took_over: list[str] = field(default_factory=list)
 
 
-class ClaimSession:
+class ClaimSession(AsyncClosing):
     """Leases of one step attempt; see the module docstring."""
 
     def __init__(
@@ -86,16 +86,11 @@ class ClaimSession:
         self._renewed_at = time.monotonic()
         self._renewer: asyncio.Task[None] | None = None
 
-    async def __aenter__(self) -> Self:
+    async def open(self) -> Self:
         self._renewer = asyncio.create_task(self._renew_forever())
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def aclose(self) -> None:
         if self._renewer is not None:
             self._renewer.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -15,11 +15,11 @@ import logging
 import secrets
 import uuid
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any, Self
 
 import httpx
 
+from generia_pipelines.aio import AsyncClosing
 from generia_pipelines.clients.runware.connection import RunwareConnection
 from generia_pipelines.clients.runware.errors import (
     RunwareError,
@@ -54,7 +54,7 @@ class _Inference:
     resumed: bool = False
 
 
-class RunwareImages:
+class RunwareImages(AsyncClosing):
     """Generates validated images on one event loop with one SDK client.
 
     Use ``async with RunwareImages(settings) as images: await images.run_task(uuid, ...)``
@@ -82,16 +82,11 @@ class RunwareImages:
             f"{self.settings.width}x{self.settings.height} {self.settings.output_format}, {state})"
         )
 
-    async def __aenter__(self) -> Self:
+    async def open(self) -> Self:
         await self.connect()
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def aclose(self) -> None:
         await self.close()
 
     @property

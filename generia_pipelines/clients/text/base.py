@@ -10,11 +10,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Generic, Protocol, Self, TypeVar, runtime_checkable
+from typing import Generic, Protocol, TypeVar, runtime_checkable
 
 from pydantic import BaseModel
 
+from generia_pipelines.aio import AsyncClosing
 from generia_pipelines.generation.prompts import Prompt
 
 T = TypeVar("T", bound=BaseModel)
@@ -118,7 +118,7 @@ class TextGenerator(Protocol):
         ...
 
 
-class BoundedTextGenerator:
+class BoundedTextGenerator(AsyncClosing):
     """Caps the calls in flight on another generator, so a fan-out cannot flood a provider."""
 
     def __init__(self, inner: TextGenerator, max_concurrency: int) -> None:
@@ -142,17 +142,6 @@ class BoundedTextGenerator:
 
     async def aclose(self) -> None:
         await self.inner.aclose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     def __repr__(self) -> str:
         return f"BoundedTextGenerator({self.inner!r}, max_concurrency={self.max_concurrency})"

@@ -6,11 +6,11 @@ see :mod:`generia_pipelines.generation.offline` for how the text is made.
 
 from __future__ import annotations
 
-from types import TracebackType
-from typing import Self, TypeVar
+from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from generia_pipelines.aio import AsyncClosing
 from generia_pipelines.clients.text.base import TextResult, TextTask, TextUsage
 from generia_pipelines.clients.text.errors import InvalidOutputError, TextGenerationError
 from generia_pipelines.clients.text.structured import language_rejection, rejection_of
@@ -21,7 +21,7 @@ T = TypeVar("T", bound=BaseModel)
 LOCAL_MODEL = "generia-offline-1"
 
 
-class LocalTextGenerator:
+class LocalTextGenerator(AsyncClosing):
     """Builds each schema from the prompt's structured inputs and the task's seed."""
 
     @property
@@ -63,14 +63,3 @@ class LocalTextGenerator:
 
     async def aclose(self) -> None:
         """Nothing to release; present so every backend closes the same way."""
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()

@@ -13,11 +13,11 @@ import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, ClassVar, Self, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from generia_pipelines.aio import AsyncClosing
 from generia_pipelines.clients.text.base import TextResult, TextTask, TextUsage
 from generia_pipelines.clients.text.errors import InvalidOutputError
 from generia_pipelines.generation.language import (
@@ -245,7 +245,7 @@ def language_rejection(value: BaseModel, inputs: PromptInputs) -> Rejection | No
     return Rejection(tuple(field for field, _ in found), tuple(problem for _, problem in found))
 
 
-class ChatGenerator(abc.ABC):
+class ChatGenerator(abc.ABC, AsyncClosing):
     """A chat-model backend: one completion call, plus the shared validate/re-ask loop."""
 
     backend: ClassVar[str] = "chat"
@@ -267,19 +267,8 @@ class ChatGenerator(abc.ABC):
     async def _complete(self, messages: Sequence[dict[str, str]], task: TextTask[Any]) -> ChatReply:
         """Send one conversation and return the model's reply (provider errors raise)."""
 
-    async def aclose(self) -> None:  # noqa: B027 - optional hook, nothing to release by default
+    async def aclose(self) -> None:
         """Release connections."""
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     def _first_messages(self, task: TextTask[Any]) -> list[dict[str, str]]:
         system = task.prompt.system
