@@ -87,7 +87,25 @@ class DemoError(Exception):
 
 
 @dataclass(frozen=True)
-class DemoOptions:
+class StateDirs:
+    """Where a local run (``demo``, ``dev``) keeps its state: by default the stack's data
+    and the Dagster home side by side under one root."""
+
+    root: Path
+    data_dir: Path | None = None
+    dagster_home: Path | None = None
+
+    @property
+    def stack_dir(self) -> Path:
+        return self.data_dir or self.root / "stack"
+
+    @property
+    def home(self) -> Path:
+        return self.dagster_home or self.root / "dagster_home"
+
+
+@dataclass(frozen=True)
+class DemoOptions(StateDirs):
     """What the demo populates and where it keeps its state."""
 
     root: Path = DEFAULT_DIR
@@ -101,8 +119,6 @@ class DemoOptions:
     days: int = DEFAULT_DAYS
     #: The last day to populate; None means yesterday (the latest daily partition).
     last_day: date | None = None
-    data_dir: Path | None = None
-    dagster_home: Path | None = None
     feed_path: Path | None = None
     host: str = "127.0.0.1"
     #: The object store's port. Fixed by default (the one ``dev`` uses), because the image
@@ -110,14 +126,6 @@ class DemoOptions:
     #: break once the stack restarts. 0 picks a free one.
     http_port: int = DEMO_HTTP_PORT
     verbose: bool = False
-
-    @property
-    def stack_dir(self) -> Path:
-        return self.data_dir or self.root / "stack"
-
-    @property
-    def home(self) -> Path:
-        return self.dagster_home or self.root / "dagster_home"
 
     @property
     def feed(self) -> Path:

@@ -28,7 +28,12 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from generia_pipelines.demo import PLATFORM_VARIABLES, ensure_dagster_home, write_worlds_file
+from generia_pipelines.demo import (
+    PLATFORM_VARIABLES,
+    StateDirs,
+    ensure_dagster_home,
+    write_worlds_file,
+)
 
 DEFAULT_DIR = Path(".generia/dev")
 #: A warnings filter (``-W`` syntax) for the one warning `dagster dev` prints at start.
@@ -64,12 +69,10 @@ SAMPLE_WORLDS: tuple[dict[str, Any], ...] = (
 
 
 @dataclass(frozen=True)
-class DevOptions:
+class DevOptions(StateDirs):
     """Where ``dev`` keeps its state, which ports it uses, and what it passes to Dagster."""
 
     root: Path = DEFAULT_DIR
-    data_dir: Path | None = None
-    dagster_home: Path | None = None
     worlds_file: Path | None = None
     host: str = "127.0.0.1"
     ports: Mapping[str, int] = field(default_factory=dict)
@@ -80,14 +83,6 @@ class DevOptions:
     #: the caller's setting or the default.
     backfill_days: int | None = None
     dagster_args: tuple[str, ...] = ()
-
-    @property
-    def stack_dir(self) -> Path:
-        return self.data_dir or self.root / "stack"
-
-    @property
-    def home(self) -> Path:
-        return self.dagster_home or self.root / "dagster_home"
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,14 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, ParamSpec, TypeVar
 
 from dagster import (
+    AssetDep,
+    AssetKey,
+    AssetSpec,
     Backoff,
     Failure,
     Jitter,
     MetadataValue,
+    PartitionsDefinition,
     RetryPolicy,
 )
 
@@ -43,6 +47,7 @@ __all__ = [
     "fail_fast_on_bad_input",
     "fan_out",
     "image_gallery",
+    "partition_spec",
     "retry_is_futile",
     "steps_failure",
     "table_md",
@@ -151,6 +156,27 @@ def steps_failure(steps: StepTallies) -> Failure | None:
             )
         },
         allow_retries=not futile,
+    )
+
+
+def partition_spec(
+    key: AssetKey,
+    *,
+    description: str,
+    kinds: set[str],
+    partitions_def: PartitionsDefinition,
+    deps: Sequence[AssetKey | AssetDep] = (),
+) -> AssetSpec:
+    """A spec of one of the pipeline's assets: in its group, partitioned, and skippable so
+    that a range run marks only the partitions it finished (``batch.report_partition``)."""
+    return AssetSpec(
+        key,
+        deps=list(deps),
+        description=description,
+        group_name=GROUP,
+        kinds=kinds,
+        partitions_def=partitions_def,
+        skippable=True,
     )
 
 

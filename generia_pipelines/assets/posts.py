@@ -14,7 +14,6 @@ from dagster import (
     AssetDep,
     AssetExecutionContext,
     AssetKey,
-    AssetSpec,
     BetaWarning,
     Failure,
     MaterializeResult,
@@ -60,12 +59,12 @@ from .batch import (
     run_partitions,
 )
 from .common import (
-    GROUP,
     RETRY,
     RUNWARE_POOL,
     contract_md,
     fail_fast_on_bad_input,
     image_gallery,
+    partition_spec,
     steps_failure,
     table_md,
     unit_work,
@@ -298,7 +297,7 @@ async def posts_result(
 
 @multi_asset(
     specs=[
-        AssetSpec(
+        partition_spec(
             DRAFTS_KEY,
             # A world's days need its characters and their avatars: the graph shows it, and
             # backfills from the asset graph set a world up before its days.
@@ -307,29 +306,23 @@ async def posts_result(
                 for asset in (CHARACTERS_KEY, AVATARS_KEY)
             ],
             description="The day's posts: fair choice of authors, caption, tags, image prompt.",
-            group_name=GROUP,
             kinds={"python"},
             partitions_def=world_days,
-            skippable=True,
         ),
-        AssetSpec(
+        partition_spec(
             IMAGES_KEY,
             deps=[DRAFTS_KEY],
             description="Per draft: Runware image → presign with the author's id → PUT → "
             "ConfirmUpload.",
-            group_name=GROUP,
             kinds={"python", "grpc"},
             partitions_def=world_days,
-            skippable=True,
         ),
-        AssetSpec(
+        partition_spec(
             POSTS_KEY,
             deps=[IMAGES_KEY],
             description="Per draft whose image is confirmed: CreateAIPost for its author.",
-            group_name=GROUP,
             kinds={"python", "grpc"},
             partitions_def=world_days,
-            skippable=True,
         ),
     ],
     check_specs=[

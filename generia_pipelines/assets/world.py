@@ -7,7 +7,6 @@ from typing import Any
 from dagster import (
     AssetExecutionContext,
     AssetKey,
-    AssetSpec,
     Failure,
     MaterializeResult,
     MetadataValue,
@@ -51,13 +50,13 @@ from .batch import (
     run_partitions,
 )
 from .common import (
-    GROUP,
     RETRY,
     RUNWARE_POOL,
     Outcome,
     contract_md,
     fail_fast_on_bad_input,
     image_gallery,
+    partition_spec,
     steps_failure,
     table_md,
     unit_work,
@@ -385,34 +384,28 @@ async def avatars_result(setup_state: SetupState) -> MaterializeResult:
 
 @multi_asset(
     specs=[
-        AssetSpec(
+        partition_spec(
             BRIEF_KEY,
             description="The world's structured description (setting, tone, visual style) "
             "everything draws on.",
-            group_name=GROUP,
             kinds={"python", "grpc"},
             partitions_def=worlds_partitions,
-            skippable=True,
         ),
-        AssetSpec(
+        partition_spec(
             CHARACTERS_KEY,
             deps=[BRIEF_KEY],
             description="Reconciles the world to its target character count: plan, profile, "
             "CreateCharacter.",
-            group_name=GROUP,
             kinds={"python", "grpc"},
             partitions_def=worlds_partitions,
-            skippable=True,
         ),
-        AssetSpec(
+        partition_spec(
             AVATARS_KEY,
             deps=[CHARACTERS_KEY],
             description="Per character without an avatar: prompt → image → presign → PUT → "
             "confirm → attach.",
-            group_name=GROUP,
             kinds={"python", "grpc"},
             partitions_def=worlds_partitions,
-            skippable=True,
         ),
     ],
     check_specs=[
