@@ -41,7 +41,7 @@ from dagster._core.storage.tags import (
 
 from generia_pipelines.errors import ConfigError
 
-from .common import NOT_RETRIED, as_failure, retry_is_futile
+from .failures import NOT_RETRIED, as_failure, retry_is_futile
 
 #: Variable holding how many partitions one run takes (K); the schedule, the sensor and
 #: backfills all cut their work into runs of at most this many partitions.

@@ -61,15 +61,12 @@ from .batch import (
 from .common import (
     RETRY,
     RUNWARE_POOL,
-    contract_md,
-    fail_fast_on_bad_input,
-    image_gallery,
     partition_spec,
-    steps_failure,
-    table_md,
     unit_work,
     variant_url,
 )
+from .failures import fail_fast_on_bad_input, steps_failure
+from .metadata import contract_md, image_gallery, table_md
 from .world import AVATARS_KEY, CHARACTERS_KEY, stored_brief
 
 world_days = world_days_partitions_def()

@@ -24,7 +24,8 @@ from generia_pipelines.resources.ledger import LedgerResource
 from generia_pipelines.units.keys import UNIT_KINDS
 
 from .batch import PartitionOutcome, backfill_policy, run_partition_keys, run_partitions
-from .common import GROUP, fail_fast_on_bad_input
+from .common import GROUP
+from .failures import fail_fast_on_bad_input
 from .posts import ONE_WORLD, POSTS_KEY
 from .world import AVATARS_KEY, CHARACTERS_KEY
 

@@ -53,15 +53,12 @@ from .common import (
     RETRY,
     RUNWARE_POOL,
     Outcome,
-    contract_md,
-    fail_fast_on_bad_input,
-    image_gallery,
     partition_spec,
-    steps_failure,
-    table_md,
     unit_work,
     variant_url,
 )
+from .failures import fail_fast_on_bad_input, steps_failure
+from .metadata import contract_md, image_gallery, table_md
 
 __all__ = ["character_profile", "created_characters", "stored_brief", "world_setup"]
 
