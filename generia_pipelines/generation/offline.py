@@ -6,7 +6,8 @@ same world, unit and seed give the same object, byte for byte, on any machine. E
 is fitted to the schema's limits before validation, so it cannot produce an invalid object.
 
 It writes in the world's language: English (``offline_en``) or Russian (``offline_ru``, with
-pymorphy3 declining the world's own nouns). Image prompts are English in both.
+pymorphy3 declining the world's own nouns), each object in the shape both share
+(``offline_common``). Image prompts are English in both.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pydantic import BaseModel
 
 from generia_pipelines.generation import offline_en, offline_ru
 from generia_pipelines.generation.language import RUSSIAN
-from generia_pipelines.generation.offline_en import Builder, Picker
+from generia_pipelines.generation.offline_common import Builder, Picker
 from generia_pipelines.generation.prompts import PromptInputs
 
 #: The builders of each language, by schema; English is the default.

@@ -1,34 +1,31 @@
-"""The offline writer in English, and what every language shares: the seeded picker, the
-fitting of texts to the schema's limits, caption voices and the (English) image prompts.
+"""The offline writer in English: its theme words, names and templates, and the image
+prompts, which are English in every language (image models read English best).
+
+The shape of each object, shared with the other languages, is in
+:mod:`generia_pipelines.generation.offline_common`.
 
 See :mod:`generia_pipelines.generation.offline` for the backend's contract.
 """
 
 from __future__ import annotations
 
-import random
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TypeVar
 
-from pydantic import BaseModel
-
+from generia_pipelines.generation import offline_common as common
 from generia_pipelines.generation import offline_vocab as vocab
 from generia_pipelines.generation.language import ENGLISH, script_of
+from generia_pipelines.generation.offline_common import Picker, cap, fit, unique
 from generia_pipelines.generation.prompts import PromptInputs
 from generia_pipelines.generation.schemas import (
     CAPTION_MAX,
-    CHARACTER_BATCH_MAX,
-    DISPLAY_NAME_MAX,
     IMAGE_PROMPT_MAX,
     AvatarPrompt,
     CharacterBatchPlan,
-    CharacterConcept,
     CharacterProfile,
     PostDraft,
     WorldBrief,
-    normalize_tag,
 )
 
 _WORD = re.compile(r"[^\W\d_]+(?:['’-][^\W\d_]+)*", re.UNICODE)
@@ -36,28 +33,6 @@ _MIN_WORD = 4
 _KEYWORDS_MAX = 24
 _FALLBACK_KEYWORDS = ("harbour", "market", "lanterns", "garden", "bridge", "festival")
 _NEGATIVE_IMAGE = "no text, no watermark"
-
-X = TypeVar("X")
-
-
-def fit(text: str, limit: int) -> str:
-    """Collapse whitespace and cut at a word boundary so the text fits a schema limit."""
-    text = " ".join(text.split())
-    if len(text) <= limit:
-        return text
-    cut = text[: limit - 1]
-    if " " in cut[limit // 2 :]:
-        cut = cut.rsplit(" ", 1)[0]
-    return cut.rstrip(" ,;:") + "…"
-
-
-def unique(items: Iterable[str]) -> list[str]:
-    """Distinct items in first-seen order (never iterate a set: its order varies by process)."""
-    return list(dict.fromkeys(i for i in items if i))
-
-
-def cap(text: str) -> str:
-    return text[:1].upper() + text[1:]
 
 
 def keywords(texts: Iterable[str]) -> list[str]:
@@ -110,26 +85,6 @@ class Theme:
         return cls(world.name.strip() or "this world", tuple(found), tuple(motifs), style)
 
 
-class Picker:
-    """Seeded choices; the only source of variation, so output depends on the seed alone."""
-
-    def __init__(self, seed: int) -> None:
-        self.rng = random.Random(seed)
-
-    def one(self, items: Sequence[X]) -> X:
-        return items[self.rng.randrange(len(items))]
-
-    def some(self, items: Sequence[str], k: int) -> list[str]:
-        pool = unique(items)
-        return self.rng.sample(pool, min(k, len(pool)))
-
-    def chance(self, p: float) -> bool:
-        return self.rng.random() < p
-
-    def between(self, low: int, high: int) -> int:
-        return self.rng.randint(low, high)
-
-
 _A_BEFORE_VOWEL = re.compile(r"\b([Aa]) (?=[aeiouAEIOU])")
 
 
@@ -166,62 +121,30 @@ def world_brief(pick: Picker, inputs: PromptInputs) -> WorldBrief:
     while len(kws) < 3:
         kws.append(pick.one(_FALLBACK_KEYWORDS))
     values = {"name": theme.name, "kw1": kws[0], "kw2": kws[1], "kw3": kws[2]}
-    style = ", ".join([pick.one(vocab.MEDIA), pick.one(vocab.PALETTES), pick.one(vocab.LIGHTING)])
-    themes = unique([*theme.keywords[:3], *pick.some(vocab.THEMES, 4)])[:8]
-    motifs = unique([*theme.keywords[:4], *pick.some(vocab.MOTIFS, 5)])[:12]
-    return WorldBrief(
-        summary=fit(_fill(pick.one(vocab.SUMMARIES), values), 300),
-        setting=fit(_fill(pick.one(vocab.SETTINGS), values), 600),
-        tone=pick.one(vocab.TONES),
-        visual_style=fit(style, 300),
-        themes=[fit(t, 60) for t in themes],
-        motifs=[fit(m, 60) for m in motifs],
-    )
+    return common.write_brief(pick, vocab, theme.keywords, lambda template: _fill(template, values))
 
 
 # --- characters ----------------------------------------------------------------------------
 
-
-def _new_name(pick: Picker, theme: Theme, taken: set[str]) -> str:
-    """A display name not yet used in the world (compared case-insensitively)."""
-    for _ in range(200):
-        first, last = pick.one(vocab.FIRST_NAMES), pick.one(vocab.LAST_NAMES)
-        if pick.chance(0.15):
-            name = f"{first.lower()}.{pick.one(theme.things)}"
-        else:
-            name = f"{first} {last}"
-        name = fit(name, DISPLAY_NAME_MAX)
-        if name.casefold() not in taken:
-            return name
-    # The banks hold ~8000 pairs; a world this full gets numbered names instead.
-    base = f"{pick.one(vocab.FIRST_NAMES)} {pick.one(vocab.LAST_NAMES)}"
-    number = 2
-    while f"{base} {number}".casefold() in taken:
-        number += 1
-    return f"{base} {number}"
+#: English names do not agree with anything: any first name goes with any surname.
+NAMING = common.Naming(
+    person=lambda pick: (pick.one(vocab.FIRST_NAMES), pick.one(vocab.LAST_NAMES)),
+    first_names=vocab.FIRST_NAMES,
+    surnames=vocab.LAST_NAMES,
+)
 
 
 def character_batch(pick: Picker, inputs: PromptInputs) -> CharacterBatchPlan:
     theme = Theme.of(inputs)
-    count = max(1, min(inputs.count or CHARACTER_BATCH_MAX, CHARACTER_BATCH_MAX))
-    taken = {c.display_name.casefold() for c in inputs.earlier}
-    used_jobs = " ".join(c.role for c in inputs.earlier)
-    fresh_jobs = [j for j in vocab.OCCUPATIONS if j not in used_jobs] or list(vocab.OCCUPATIONS)
-    jobs = pick.some(fresh_jobs, count)
-    concepts: list[CharacterConcept] = []
-    for i in range(count):
-        name = _new_name(pick, theme, taken)
-        taken.add(name.casefold())
+
+    def new_name(taken: set[str]) -> str:
+        return common.unused_name(pick, NAMING, lambda: pick.one(theme.things), taken)
+
+    def role_and_hook(job: str, _display_name: str) -> tuple[str, str]:
         values = _slots(pick, theme)
-        job = jobs[i % len(jobs)]
-        concepts.append(
-            CharacterConcept(
-                display_name=name,
-                role=fit(f"{job} in {values['place']}", 120),
-                hook=fit(_fill(pick.one(vocab.HOOKS), values), 240),
-            )
-        )
-    return CharacterBatchPlan(characters=concepts)
+        return f"{job} in {values['place']}", _fill(pick.one(vocab.HOOKS), values)
+
+    return common.plan_batch(pick, inputs, vocab.OCCUPATIONS, new_name, role_and_hook)
 
 
 def _occupation_of(role: str) -> str:
@@ -230,32 +153,24 @@ def _occupation_of(role: str) -> str:
 
 def character_profile(pick: Picker, inputs: PromptInputs) -> CharacterProfile:
     theme = Theme.of(inputs)
-    concept = inputs.concept
-    if concept is None:  # asked without a plan: invent one
-        concept = character_batch(pick, PromptInputs(world=inputs.world, count=1)).characters[0]
-    interests = unique([pick.one(theme.keywords), *pick.some(vocab.INTERESTS, 3)])
+    concept = common.concept_for(pick, inputs, character_batch)
+    interests = common.interests_of(pick, vocab, pick.one(theme.keywords))
     traits = pick.some(vocab.TRAITS, 3)
     values = _slots(
         pick,
         theme,
         occupation=_occupation_of(concept.role),
-        interest=interests[1] if len(interests) > 1 else interests[0],
+        interest=common.main_interest(interests),
         trait=traits[0],
     )
-    _, style = pick.one(vocab.SPEAKING_STYLES)
+    style = common.speaking_style(pick, vocab)
     appearance = appearance_text(pick, values)
     personality = (
         f"{cap(traits[0])} and {traits[1]}, with a {traits[2]} streak; "
         f"{pick.one(vocab.VALUES)}. {cap(concept.hook)}."
     )
-    return CharacterProfile(
-        display_name=concept.display_name,
-        bio=fit(_fill(pick.one(vocab.BIOS), values), 300),
-        personality=fit(personality, 400),
-        interests=[fit(i, 60) for i in interests[:8]],
-        speaking_style=style,
-        appearance=fit(cap(appearance), 500),
-    )
+    bio = _fill(pick.one(vocab.BIOS), values)
+    return common.profile_of(concept, bio, personality, interests, style, appearance)
 
 
 def appearance_text(pick: Picker, values: dict[str, str]) -> str:
@@ -306,79 +221,29 @@ def avatar_for(pick: Picker, theme: Theme, profile: CharacterProfile | None) -> 
 # --- posts ---------------------------------------------------------------------------------
 
 
-def voice_of(
-    profile: CharacterProfile | None,
-    styles: Sequence[tuple[str, str]] = vocab.SPEAKING_STYLES,
-) -> str:
-    """The caption voice: the profile's style if it is one of ``styles``, else fixed per
-    name."""
-    if profile is None:
-        return "plain"
-    for voice, description in styles:
-        if profile.speaking_style == description:
-            return voice
-    index = sum(profile.display_name.encode("utf-8")) % len(styles)
-    return styles[index][0]
-
-
-def speak(voice: str, text: str, pick: Picker, name: str, question: Callable[[], str]) -> str:
-    """A caption in the character's voice (``question`` picks one for the "questions" voice)."""
-    if voice == "lower":
-        return text.lower()
-    if voice == "emoji":
-        return f"{text} {pick.one(vocab.EMOJI)}{pick.one(vocab.EMOJI)}"
-    if voice == "formal":
-        return f"{text} — {name[:1].upper()}."
-    if voice == "excited":
-        return text.replace(".", "!").rstrip("!") + "!!"
-    if voice == "poetic":
-        return text.rstrip(".") + "…"
-    if voice == "questions":
-        return f"{text} {question()}"
-    if voice == "terse":
-        return " ".join(s.strip().rstrip(".") + "." for s in text.split(".") if s.strip())
-    return text
-
-
 def _caption(pick: Picker, theme: Theme, profile: CharacterProfile | None) -> str:
     interests = list(profile.interests) if profile else list(vocab.INTERESTS)
     values = _slots(pick, theme, interest=pick.one(interests))
-    parts = [_fill(pick.one(vocab.OPENERS), values), _fill(pick.one(vocab.BODIES), values)]
-    if pick.chance(0.6):
-        parts.append(_fill(pick.one(vocab.SECONDS), values))
-    parts.append(_fill(pick.one(vocab.CLOSERS), values))
-    text = " ".join(p for p in parts if p)
     name = profile.display_name if profile else theme.name
-
-    def question() -> str:
-        return _fill(pick.one(vocab.QUESTIONS), values)
-
-    return speak(voice_of(profile), text, pick, name, question)
-
-
-def _tags(pick: Picker, theme: Theme, profile: CharacterProfile | None, caption: str) -> list[str]:
-    candidates = [k for k in theme.keywords if k in caption.lower()]
-    candidates += pick.some(theme.keywords, 2)
-    if profile:
-        candidates += pick.some(profile.interests, 2)
-    candidates.append(theme.name)
-    tags = unique(t for t in (normalize_tag(c) for c in candidates) if t)
-    return tags[: pick.between(2, 6)] or ["daily_life"]
+    return common.write_caption(
+        pick,
+        vocab,
+        lambda template: _fill(template, values),
+        profile,
+        name,
+        lowercase_after_colon=False,
+    )
 
 
 def post_draft(pick: Picker, inputs: PromptInputs) -> PostDraft:
     theme = Theme.of(inputs)
     profile = inputs.profile
-    recent = {p.casefold() for p in inputs.recent_posts}
-    caption = _caption(pick, theme, profile)
-    for _ in range(5):  # never repeat one of the character's latest posts
-        if caption.casefold() not in recent:
-            break
-        caption = _caption(pick, theme, profile)
+    caption = common.fresh_caption(lambda: _caption(pick, theme, profile), inputs.recent_posts)
     image = post_image(pick, theme, profile, profile.display_name if profile else "")
+    mentioned = [k for k in theme.keywords if k in caption.lower()]
     return PostDraft(
         caption=fit(caption, CAPTION_MAX),
-        tags=_tags(pick, theme, profile, caption),
+        tags=common.choose_tags(pick, mentioned, theme.keywords, profile, theme.name, "daily_life"),
         image_prompt=image,
     )
 
@@ -395,12 +260,6 @@ def post_image(pick: Picker, theme: Theme, profile: CharacterProfile | None, who
     return fit(image, IMAGE_PROMPT_MAX)
 
 
-Builder = Callable[[Picker, PromptInputs], BaseModel]
-
-BUILDERS: dict[type[BaseModel], Builder] = {
-    WorldBrief: world_brief,
-    CharacterBatchPlan: character_batch,
-    CharacterProfile: character_profile,
-    AvatarPrompt: avatar_prompt,
-    PostDraft: post_draft,
-}
+BUILDERS = common.builders(
+    world_brief, character_batch, character_profile, avatar_prompt, post_draft
+)

@@ -5,7 +5,8 @@ Theme words come from the world's own prompt, name and description, but only its
 case its slot asks for: "у мостов", "со стеклодувами", "о каналах". Characters get Russian
 names; the gender of the name decides the forms of the past tense and of adjectives
 ("нашёл" / "нашла", "упрямый" / "упрямая"). Image prompts and the appearance are English,
-from the English writer (image models read English best).
+from the English writer (image models read English best). The shape of each object, shared
+with English, is in :mod:`generia_pipelines.generation.offline_common`.
 """
 
 from __future__ import annotations
@@ -15,37 +16,25 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from pydantic import BaseModel
-
 from generia_pipelines.generation import morphology as morph
-from generia_pipelines.generation import offline_vocab as en
+from generia_pipelines.generation import offline_common as common
 from generia_pipelines.generation import offline_vocab_ru as ru
 from generia_pipelines.generation.morphology import NotATerm, Term
+from generia_pipelines.generation.offline_common import Picker, cap, fit
 from generia_pipelines.generation.offline_en import (
-    Builder,
-    Picker,
     appearance_text,
     avatar_for,
-    cap,
-    fit,
     image_theme,
     post_image,
-    speak,
-    unique,
-    voice_of,
 )
 from generia_pipelines.generation.prompts import PromptInputs
 from generia_pipelines.generation.schemas import (
     CAPTION_MAX,
-    CHARACTER_BATCH_MAX,
-    DISPLAY_NAME_MAX,
     AvatarPrompt,
     CharacterBatchPlan,
-    CharacterConcept,
     CharacterProfile,
     PostDraft,
     WorldBrief,
-    normalize_tag,
 )
 
 _KEYWORDS_MAX = 24
@@ -173,64 +162,36 @@ def world_brief(pick: Picker, inputs: PromptInputs) -> WorldBrief:
     theme = Theme.of(inputs)
     kw1, kw2, kw3 = _three(pick, theme)
     values: dict[str, Value] = {"name": theme.name, "kw1": kw1, "kw2": kw2, "kw3": kw3}
-    # The visual style is for the image model: English, as in every world.
-    style = ", ".join([pick.one(en.MEDIA), pick.one(en.PALETTES), pick.one(en.LIGHTING)])
-    themes = unique([*theme.words[:3], *pick.some(ru.THEMES, 4)])[:8]
-    motifs = unique([*theme.words[:4], *pick.some(ru.MOTIFS, 5)])[:12]
-    return WorldBrief(
-        summary=fit(fill(pick.one(ru.SUMMARIES), values, False), 300),
-        setting=fit(fill(pick.one(ru.SETTINGS), values, False), 600),
-        tone=pick.one(ru.TONES),
-        visual_style=fit(style, 300),
-        themes=[fit(t, 60) for t in themes],
-        motifs=[fit(m, 60) for m in motifs],
-    )
+    return common.write_brief(pick, ru, theme.words, lambda template: fill(template, values, False))
 
 
 # --- characters ----------------------------------------------------------------------------
 
 
-def _new_name(pick: Picker, theme: Theme, taken: set[str]) -> str:
-    """A Russian display name not yet used in the world (compared case-insensitively)."""
-    for _ in range(200):
-        woman = pick.chance(0.5)
-        first = pick.one(ru.FEMALE_NAMES if woman else ru.MALE_NAMES)
-        surname = pick.one(ru.SURNAMES)
-        if pick.chance(0.15):
-            name = f"{first.lower()}.{theme.pick(pick).form('nomn')}"
-        else:
-            name = f"{first} {feminine_surname(surname) if woman else surname}"
-        name = fit(name, DISPLAY_NAME_MAX)
-        if name.casefold() not in taken:
-            return name
-    base = f"{pick.one(ru.MALE_NAMES)} {pick.one(ru.SURNAMES)}"
-    number = 2
-    while f"{base} {number}".casefold() in taken:
-        number += 1
-    return f"{base} {number}"
+def _person(pick: Picker) -> tuple[str, str]:
+    """A first name of either gender and the surname in the same gender."""
+    woman = pick.chance(0.5)
+    first = pick.one(ru.FEMALE_NAMES if woman else ru.MALE_NAMES)
+    surname = pick.one(ru.SURNAMES)
+    return first, feminine_surname(surname) if woman else surname
+
+
+#: Russian names agree in gender; a full world's numbered names are men's.
+NAMING = common.Naming(person=_person, first_names=ru.MALE_NAMES, surnames=ru.SURNAMES)
 
 
 def character_batch(pick: Picker, inputs: PromptInputs) -> CharacterBatchPlan:
     theme = Theme.of(inputs)
-    count = max(1, min(inputs.count or CHARACTER_BATCH_MAX, CHARACTER_BATCH_MAX))
-    taken = {c.display_name.casefold() for c in inputs.earlier}
-    used_jobs = " ".join(c.role for c in inputs.earlier)
-    fresh_jobs = [j for j in ru.OCCUPATIONS if j not in used_jobs] or list(ru.OCCUPATIONS)
-    jobs = pick.some(fresh_jobs, count)
-    concepts: list[CharacterConcept] = []
-    for i in range(count):
-        name = _new_name(pick, theme, taken)
-        taken.add(name.casefold())
+
+    def new_name(taken: set[str]) -> str:
+        return common.unused_name(pick, NAMING, lambda: theme.pick(pick).form("nomn"), taken)
+
+    def role_and_hook(job: str, display_name: str) -> tuple[str, str]:
         values = _slots(pick, theme)
-        job = jobs[i % len(jobs)]
-        concepts.append(
-            CharacterConcept(
-                display_name=name,
-                role=fit(f"{job} {values['place']}", 120),
-                hook=fit(fill(pick.one(ru.HOOKS), values, feminine(name)), 240),
-            )
-        )
-    return CharacterBatchPlan(characters=concepts)
+        hook = fill(pick.one(ru.HOOKS), values, feminine(display_name))
+        return f"{job} {values['place']}", hook
+
+    return common.plan_batch(pick, inputs, ru.OCCUPATIONS, new_name, role_and_hook)
 
 
 def occupation_of(role: str) -> Term:
@@ -253,35 +214,27 @@ def _interest(text: str) -> Term:
 
 def character_profile(pick: Picker, inputs: PromptInputs) -> CharacterProfile:
     theme = Theme.of(inputs)
-    concept = inputs.concept
-    if concept is None:  # asked without a plan: invent one
-        concept = character_batch(pick, PromptInputs(world=inputs.world, count=1)).characters[0]
+    concept = common.concept_for(pick, inputs, character_batch)
     woman = feminine(concept.display_name)
     gender = "femn" if woman else "masc"
-    interests = unique([theme.pick(pick).form("nomn"), *pick.some(ru.INTERESTS, 3)])
+    interests = common.interests_of(pick, ru, theme.pick(pick).form("nomn"))
     traits = [morph.adjective(t, gender) for t in pick.some(ru.TRAITS, 3)]
     values = _slots(
         pick,
         theme,
         occupation=occupation_of(concept.role),
-        interest=_interest(interests[1] if len(interests) > 1 else interests[0]),
+        interest=_interest(common.main_interest(interests)),
         trait=traits[0],
     )
-    _, style = pick.one(ru.SPEAKING_STYLES)
+    style = common.speaking_style(pick, ru)
     # The appearance is for the image model: English, its details from English words.
     appearance = appearance_text(pick, {"kw": pick.one(image_theme(inputs).keywords)})
     value = fill(pick.one(ru.VALUES), values, woman)
     personality = (
         f"{cap(traits[0])} и {traits[1]}, порой {traits[2]}; {value}. {cap(concept.hook)}."
     )
-    return CharacterProfile(
-        display_name=concept.display_name,
-        bio=fit(fill(pick.one(ru.BIOS), values, woman), 300),
-        personality=fit(personality, 400),
-        interests=[fit(i, 60) for i in interests[:8]],
-        speaking_style=style,
-        appearance=fit(cap(appearance), 500),
-    )
+    bio = fill(pick.one(ru.BIOS), values, woman)
+    return common.profile_of(concept, bio, personality, interests, style, appearance)
 
 
 def avatar_prompt(pick: Picker, inputs: PromptInputs) -> AvatarPrompt:
@@ -295,54 +248,37 @@ def _caption(pick: Picker, theme: Theme, profile: CharacterProfile | None) -> st
     interests: Sequence[str] = list(profile.interests) if profile else ru.INTERESTS
     values = _slots(pick, theme, interest=_interest(pick.one(interests)))
     woman = feminine(profile.display_name) if profile else False
-    parts = [fill(pick.one(ru.OPENERS), values, woman), fill(pick.one(ru.BODIES), values, woman)]
-    if pick.chance(0.6):
-        parts.append(fill(pick.one(ru.SECONDS), values, woman))
-    parts.append(fill(pick.one(ru.CLOSERS), values, woman))
-    if parts[0].endswith(":"):  # after a colon a Russian sentence goes on in lowercase
-        parts[1] = parts[1][:1].lower() + parts[1][1:]
-    text = " ".join(p for p in parts if p)
     name = profile.display_name if profile else theme.name
+    return common.write_caption(
+        pick,
+        ru,
+        lambda template: fill(template, values, woman),
+        profile,
+        name,
+        lowercase_after_colon=True,  # after a colon a Russian sentence goes on in lowercase
+    )
 
-    def question() -> str:
-        return fill(pick.one(ru.QUESTIONS), values, woman)
 
-    return speak(voice_of(profile, ru.SPEAKING_STYLES), text, pick, name, question)
-
-
-def _tags(pick: Picker, theme: Theme, profile: CharacterProfile | None, caption: str) -> list[str]:
+def _mentioned(theme: Theme, caption: str) -> list[str]:
+    """The theme nouns a caption has in any of their forms, as the world's prompt has them."""
     said = caption.lower()
-    candidates = [
-        t.form("nomn") for t in theme.terms if any(form in said for _, _, form in t.forms)
-    ]
-    candidates += pick.some(theme.words, 2)
-    if profile:
-        candidates += pick.some(profile.interests, 2)
-    candidates.append(theme.name)
-    tags = unique(t for t in (normalize_tag(c) for c in candidates) if t)
-    return tags[: pick.between(2, 6)] or ["повседневность"]
+    return [t.form("nomn") for t in theme.terms if any(form in said for _, _, form in t.forms)]
 
 
 def post_draft(pick: Picker, inputs: PromptInputs) -> PostDraft:
     theme = Theme.of(inputs)
     profile = inputs.profile
-    recent = {p.casefold() for p in inputs.recent_posts}
-    caption = _caption(pick, theme, profile)
-    for _ in range(5):  # never repeat one of the character's latest posts
-        if caption.casefold() not in recent:
-            break
-        caption = _caption(pick, theme, profile)
+    caption = common.fresh_caption(lambda: _caption(pick, theme, profile), inputs.recent_posts)
+    tags = common.choose_tags(
+        pick, _mentioned(theme, caption), theme.words, profile, theme.name, "повседневность"
+    )
     return PostDraft(
         caption=fit(caption, CAPTION_MAX),
-        tags=_tags(pick, theme, profile, caption),
+        tags=tags,
         image_prompt=post_image(pick, image_theme(inputs), profile, "the author"),
     )
 
 
-BUILDERS: dict[type[BaseModel], Builder] = {
-    WorldBrief: world_brief,
-    CharacterBatchPlan: character_batch,
-    CharacterProfile: character_profile,
-    AvatarPrompt: avatar_prompt,
-    PostDraft: post_draft,
-}
+BUILDERS = common.builders(
+    world_brief, character_batch, character_profile, avatar_prompt, post_draft
+)
